@@ -1,0 +1,172 @@
+"""Build a UTS vocabulary from tag tables: count, rank, measure coverage, write.
+
+`build_vocabulary` does all the computing and writes nothing; `write_vocabulary` writes the result
+into a folder (the job stages it and publishes it whole).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from uts import __version__
+from uts.tags.counting import Progress, count_tags, min_rank_histogram
+from uts.tags.normalize import NORMALIZER_VERSION
+from uts.tags.sources import TagInputError, TagSource
+from uts.tags.vocab import Vocabulary, rank_tags, write_vocab_files
+
+__all__ = ["STANDARD_K", "VocabBuild", "build_vocabulary", "input_fingerprint", "write_vocabulary"]
+
+STANDARD_K = (800, 1000, 1500, 2000, 3000)  # the paper's sweep
+REPORT_K = (50, 100, 200, 400, *STANDARD_K)  # small ones too, for small corpora
+
+
+@dataclass(frozen=True)
+class VocabBuild:
+    """A built vocabulary at max-k, with what the report needs."""
+
+    vocab: Vocabulary
+    domains: tuple[str, ...]  # empty without a domain column
+    domain_clips: tuple[int, ...]
+    coverage: npt.NDArray[np.float64]  # (size, D): fraction of a domain's clips carrying each tag
+    min_rank: npt.NDArray[np.int64]  # (max(D,1), size+2) clips by their best tag's rank
+    all_df: npt.NDArray[np.int64]  # df of every ranked tag, best first (for the score/df curve)
+    all_scores: npt.NDArray[np.float64]
+    meta: dict[str, Any]
+
+    def kept_at(self, k: int) -> npt.NDArray[np.int64]:
+        """Clips (per domain) that keep at least one tag at K: (max(D,1),)."""
+        kept: npt.NDArray[np.int64] = self.min_rank[:, 1 : min(k, self.vocab.k) + 1].sum(axis=1)
+        return kept
+
+
+def input_fingerprint(source_hashes: Sequence[str], *, normalize: bool, max_k: int) -> str:
+    """Hash of everything that determines the vocabulary: input contents and options."""
+    payload = {
+        "stage": "vocab",
+        "inputs": sorted(source_hashes),
+        "normalize": normalize,
+        "normalizer_version": NORMALIZER_VERSION if normalize else None,
+        "max_k": max_k,
+        "score": "df*ln((N+1)/(df+1))",
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_vocabulary(
+    sources: Sequence[TagSource],
+    *,
+    name: str,
+    max_k: int = 3000,
+    normalize: bool = True,
+    source_hashes: Sequence[str] | None = None,
+    batch_rows: int = 65536,
+    progress: Progress | None = None,
+) -> VocabBuild:
+    """Count tags over `sources`, rank them, keep the top `max_k`, and measure coverage.
+
+    Raises:
+        TagInputError: an input is unreadable or malformed, or holds no usable clip.
+        ValueError: max_k is not positive.
+    """
+    if max_k < 1:
+        raise ValueError(f"max_k must be positive, got {max_k}")
+    counts, interner = count_tags(
+        sources, normalize=normalize, batch_rows=batch_rows, progress=progress
+    )
+    order, scores = rank_tags(counts.display, counts.df, counts.n_clips)
+    top = order[:max_k]
+    size = len(top)
+    if size == 0:
+        names = ", ".join(s.uri for s in sources)
+        raise TagInputError(f"{names}: {counts.n_clips} usable clips but not one usable tag")
+    vocab = Vocabulary(
+        tags=tuple(counts.display[i] for i in top.tolist()),
+        df=tuple(counts.df[top].tolist()),
+        score=tuple(scores[top].tolist()),
+        n_clips=counts.n_clips,
+        normalized=normalize,
+        name=name,
+    )
+    rank_of_key = np.full(len(counts.keys), size + 1, np.int64)
+    rank_of_key[top] = np.arange(1, size + 1)
+    min_rank = min_rank_histogram(
+        sources, interner, rank_of_key, size, counts.domains, batch_rows=batch_rows
+    )
+    domain_clips = counts.domain_clips.astype(np.float64)
+    coverage = counts.domain_df[top] / np.maximum(domain_clips, 1.0)
+    hashes = list(source_hashes) if source_hashes is not None else [s.sha256() for s in sources]
+    meta: dict[str, Any] = {
+        "name": name,
+        "n_clips": counts.n_clips,
+        "n_rows": counts.n_rows,
+        "n_skipped_status": counts.n_skipped,
+        "n_distinct_tags": len(counts.keys),
+        "n_spellings": counts.n_forms,
+        "size": size,
+        "max_k": max_k,
+        "normalize": normalize,
+        "normalizer_version": NORMALIZER_VERSION if normalize else None,
+        "score": "df * ln((N + 1) / (df + 1))",
+        "input_fingerprint": input_fingerprint(hashes, normalize=normalize, max_k=max_k),
+        "vocab_fingerprint": hashlib.sha256("\n".join(vocab.tags).encode()).hexdigest()[:16],
+        "sources": [
+            {"uri": s.uri, "sha256": h, "rows": counts.source_rows.get(s.uri, 0)}
+            for s, h in zip(sources, hashes, strict=True)
+        ],
+        "domains": dict(zip(counts.domains, counts.domain_clips.tolist(), strict=True)),
+        "uts_version": __version__,
+    }
+    build = VocabBuild(
+        vocab=vocab,
+        domains=tuple(counts.domains),
+        domain_clips=tuple(int(c) for c in counts.domain_clips.tolist()),
+        coverage=coverage,
+        min_rank=min_rank,
+        all_df=counts.df[order],
+        all_scores=scores[order],
+        meta=meta,
+    )
+    meta["cutoffs"] = cutoffs(build)
+    return build
+
+
+def cutoffs(build: VocabBuild) -> dict[str, dict[str, Any]]:
+    """Statistics at the paper's K values (those the vocabulary reaches) and at its full size."""
+    vocab = build.vocab
+    ks = sorted({k for k in REPORT_K if k <= vocab.k} | {vocab.k})
+    names = build.domains or ("all",)
+    clips = build.domain_clips or (vocab.n_clips,)
+    out: dict[str, dict[str, Any]] = {}
+    for k in ks:
+        kept = build.kept_at(k)
+        out[str(k)] = {
+            "score_at_k": vocab.score[k - 1],
+            "df_at_k": vocab.df[k - 1],
+            "clips_without_tag": int(vocab.n_clips - kept.sum()),
+            "coverage": {
+                d: (int(kept[i]) / clips[i] if clips[i] else 0.0) for i, d in enumerate(names)
+            },
+        }
+    return out
+
+
+def write_vocabulary(build: VocabBuild, folder: Path) -> None:
+    """Write vocab.parquet, vocab.json and the report (markdown + PNG) into `folder`."""
+    from uts.tags.report import write_report  # matplotlib is only needed here
+
+    table = build.vocab.to_table()
+    for i, domain in enumerate(build.domains):
+        table = table.append_column(
+            f"coverage_{domain}", pa.array(build.coverage[:, i], pa.float64())
+        )
+    write_vocab_files(folder, table, build.meta)
+    write_report(build, folder)

@@ -1,0 +1,300 @@
+"""Document frequencies of tags over a stream of record batches, vectorised.
+
+Per batch: the batch's distinct raw strings are normalised once (and cached across batches), each
+(clip, tag) pair is made unique with one integer sort, and counts are a `bincount`. Memory holds the
+counts and an 8-byte hash per clip (to catch a clip listed twice), never the rows.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from uts.tags.normalize import normalize_tag, tag_key
+from uts.tags.sources import TagBatch, TagInputError, TagSource, iter_batches
+
+__all__ = ["TagCounts", "count_tags", "min_rank_histogram"]
+
+IntArray = npt.NDArray[np.int64]
+Progress = Callable[[int, int], None]  # (rows read so far, clips kept so far)
+
+
+class Interner:
+    """Maps raw tag strings to form ids and forms to identity (key) ids, normalising each once."""
+
+    def __init__(self, normalize: bool) -> None:
+        self.normalize = normalize
+        self._raw: dict[str, int] = {}  # raw string -> form id, -1 when the tag is dropped
+        self._form_ids: dict[str, int] = {}
+        self.forms: list[str] = []
+        self._key_ids: dict[str, int] = {}
+        self.keys: list[str] = []
+        self._form_key: list[int] = []
+
+    def form_ids(self, raws: Sequence[str]) -> IntArray:
+        out = np.empty(len(raws), dtype=np.int64)
+        for i, raw in enumerate(raws):
+            found = self._raw.get(raw)
+            if found is None:
+                found = self._add(raw)
+            out[i] = found
+        return out
+
+    def form_key(self) -> IntArray:
+        return np.asarray(self._form_key, dtype=np.int64)
+
+    def _add(self, raw: str) -> int:
+        form = normalize_tag(raw) if self.normalize else raw
+        if form is None:
+            self._raw[raw] = -1
+            return -1
+        form_id = self._form_ids.get(form)
+        if form_id is None:
+            key = tag_key(form) if self.normalize else form
+            key_id = self._key_ids.setdefault(key, len(self.keys))
+            if key_id == len(self.keys):
+                self.keys.append(key)
+            form_id = len(self.forms)
+            self._form_ids[form] = form_id
+            self.forms.append(form)
+            self._form_key.append(key_id)
+        self._raw[raw] = form_id
+        return form_id
+
+
+@dataclass
+class TagCounts:
+    """Counts over every usable clip. Key ids index `keys`, `display`, `df` and `domain_df` rows."""
+
+    n_clips: int = 0
+    n_rows: int = 0
+    n_skipped: int = 0  # rows whose status was present and not ok
+    keys: list[str] = field(default_factory=list)
+    display: list[str] = field(default_factory=list)  # each key's most frequent form
+    df: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    n_forms: int = 0
+    domains: list[str] = field(default_factory=list)
+    domain_clips: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    domain_df: IntArray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (keys, D)
+    source_rows: dict[str, int] = field(default_factory=dict)
+
+
+def _grow(acc: IntArray, add: IntArray) -> IntArray:
+    if add.shape[0] > acc.shape[0]:
+        acc = np.concatenate(
+            [acc, np.zeros((add.shape[0] - acc.shape[0], *acc.shape[1:]), np.int64)]
+        )
+    acc[: add.shape[0]] += add
+    return acc
+
+
+def _unique_pairs(parents: IntArray, ids: IntArray) -> tuple[IntArray, IntArray]:
+    """Distinct (row, id) pairs, sorted by row: (B*L,), (B*L,) -> (P,), (P,)."""
+    packed = np.unique((parents << 32) | ids)
+    return packed >> 32, packed & 0xFFFFFFFF
+
+
+def _batch_pairs(batch: TagBatch, interner: Interner) -> tuple[IntArray, IntArray, IntArray]:
+    """Return (pair rows, pair key ids, form ids per (row, form) pair) of one batch."""
+    tags = batch.tags
+    flat = pc.list_flatten(tags)
+    parents = pc.list_parent_indices(tags).to_numpy(zero_copy_only=False).astype(np.int64)
+    if flat.null_count:
+        valid = pc.is_valid(flat)
+        flat = flat.filter(valid)
+        parents = parents[valid.to_numpy(zero_copy_only=False)]
+    if len(flat) == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    encoded = pc.dictionary_encode(flat)
+    lut = interner.form_ids(encoded.dictionary.to_pylist())
+    forms = lut[encoded.indices.to_numpy(zero_copy_only=False)]
+    keep = forms >= 0
+    parents, forms = parents[keep], forms[keep]
+    _, pair_forms = _unique_pairs(parents, forms)
+    pair_rows, pair_keys = _unique_pairs(parents, interner.form_key()[forms])
+    return pair_rows, pair_keys, pair_forms
+
+
+def _domain_ids(domains: pa.Array, ids: dict[str, int]) -> IntArray:
+    """Per-row domain ids, numbering domains not seen before in `ids` (updated in place)."""
+    encoded = pc.dictionary_encode(domains)
+    names = encoded.dictionary.to_pylist()
+    lut = np.asarray([ids.setdefault(d, len(ids)) for d in names], dtype=np.int64)
+    row_ids: IntArray = lut[encoded.indices.to_numpy(zero_copy_only=False)]
+    return row_ids
+
+
+_HASH_BASE = np.uint64(0x100000001B3)
+
+
+def hash_strings(values: pa.Array) -> npt.NDArray[np.uint64]:
+    """A 64-bit polynomial hash per string, vectorised over the Arrow buffers: (n,) -> (n,)."""
+    values = values.cast(pa.large_string())
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
+        values.offset : values.offset + n + 1
+    ]
+    data_buffer = values.buffers()[2]
+    lengths = np.diff(offsets)
+    out = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # mix in the length
+    if n == 0 or data_buffer is None or offsets[-1] == offsets[0]:
+        return out
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]].astype(np.uint64)
+    owner = np.repeat(np.arange(n), lengths)
+    from_end = offsets[1:][owner] - np.arange(offsets[0], offsets[-1]) - 1
+    powers = np.cumprod(np.full(int(lengths.max()), _HASH_BASE, dtype=np.uint64))  # wraps mod 2^64
+    terms = (data + np.uint64(1)) * powers[from_end]
+    nonempty = lengths > 0
+    starts = offsets[:-1][nonempty] - offsets[0]
+    out[nonempty] += np.add.reduceat(terms, starts)
+    return out
+
+
+def count_tags(
+    sources: Sequence[TagSource],
+    *,
+    normalize: bool = True,
+    batch_rows: int = 65536,
+    progress: Progress | None = None,
+) -> tuple[TagCounts, Interner]:
+    """Count, for every tag identity, the clips that carry it.
+
+    Raises:
+        TagInputError: unreadable or malformed input, no usable clip, or a clip id listed twice.
+    """
+    interner = Interner(normalize)
+    domain_ids: dict[str, int] = {}
+    counts = TagCounts()
+    form_df = np.zeros(0, np.int64)
+    domain_df: list[IntArray] = []
+    hashes: list[npt.NDArray[np.uint64]] = []
+    for batch in iter_batches(sources, batch_rows=batch_rows):
+        counts.n_rows += batch.rows
+        kept = len(batch.clip_ids)
+        counts.n_clips += kept
+        counts.n_skipped += batch.rows - kept
+        counts.source_rows[batch.source.uri] = (
+            counts.source_rows.get(batch.source.uri, 0) + batch.rows
+        )
+        hashes.append(hash_strings(batch.clip_ids))
+        rows, keys, forms = _batch_pairs(batch, interner)
+        counts.df = _grow(counts.df, np.bincount(keys, minlength=len(interner.keys)))
+        form_df = _grow(form_df, np.bincount(forms, minlength=len(interner.forms)))
+        if batch.domains is not None:
+            row_domain = _domain_ids(batch.domains, domain_ids)
+            counts.domain_clips = _grow(counts.domain_clips, np.bincount(row_domain))
+            pair_domain = row_domain[rows]
+            while len(domain_df) < len(domain_ids):
+                domain_df.append(np.zeros(0, np.int64))
+            for d in np.unique(pair_domain).tolist():
+                domain_df[d] = _grow(domain_df[d], np.bincount(keys[pair_domain == d]))
+        if progress is not None:
+            progress(counts.n_rows, counts.n_clips)
+    if counts.n_clips == 0:
+        names = ", ".join(s.uri for s in sources)
+        raise TagInputError(f"{names}: no usable clips (empty input, or every status is not 'ok')")
+    _refuse_duplicates(sources, np.concatenate(hashes), batch_rows)
+    counts.keys = interner.keys
+    counts.n_forms = len(interner.forms)
+    counts.df = _grow(np.zeros(len(interner.keys), np.int64), counts.df)
+    counts.display = _display_forms(interner, form_df)
+    counts.domains = list(domain_ids)
+    counts.domain_df = np.zeros((len(interner.keys), len(domain_ids)), np.int64)
+    for d, column in enumerate(domain_df):
+        counts.domain_df[: len(column), d] = column
+    return counts, interner
+
+
+def _display_forms(interner: Interner, form_df: IntArray) -> list[str]:
+    """Each key shown by its most frequent form; ties to the alphabetically first (`8-bit`<`8bit`)."""
+    best: list[tuple[int, str] | None] = [None] * len(interner.keys)
+    form_key = interner.form_key()
+    for form_id, form in enumerate(interner.forms):
+        key_id = int(form_key[form_id])
+        candidate = (-int(form_df[form_id]) if form_id < len(form_df) else 0, form)
+        current = best[key_id]
+        if current is None or candidate < current:
+            best[key_id] = candidate
+    return [b[1] if b is not None else "" for b in best]
+
+
+def _refuse_duplicates(
+    sources: Sequence[TagSource], hashes: npt.NDArray[np.uint64], batch_rows: int
+) -> None:
+    ordered = np.sort(hashes)
+    suspects = set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+    if not suspects:
+        return
+    # Confirm with the real ids (a hash collision is not a duplicate) and say where they are.
+    seen: Counter[str] = Counter()
+    where: dict[str, list[str]] = {}
+    for batch in iter_batches(sources, batch_rows=batch_rows, with_domain=False):
+        hit = np.isin(hash_strings(batch.clip_ids), np.asarray(sorted(suspects), dtype=np.uint64))
+        for clip_id in batch.clip_ids.filter(pa.array(hit)).to_pylist():
+            seen[clip_id] += 1
+            where.setdefault(clip_id, []).append(batch.source.uri)
+    duplicated = sorted(c for c, n in seen.items() if n > 1)
+    if duplicated:
+        shown = "; ".join(f"{c!r} in {', '.join(sorted(set(where[c])))}" for c in duplicated[:5])
+        raise TagInputError(
+            f"{len(duplicated)} clip id(s) appear more than once, so N and df would count them "
+            f"twice: {shown}"
+        )
+
+
+def min_rank_histogram(
+    sources: Sequence[TagSource],
+    interner: Interner,
+    rank_of_key: IntArray,
+    size: int,
+    domains: Sequence[str],
+    *,
+    batch_rows: int = 65536,
+) -> IntArray:
+    """For each domain, how many clips have their best-ranked tag at each rank.
+
+    `rank_of_key[k]` is key k's 1-based rank, or size+1 when it is outside the vocabulary.
+    Returns (D, size+2) counts indexed by the clip's minimum rank; column size+1 holds clips that
+    keep no tag at any K <= size. A clip keeps a tag at K iff its minimum rank is <= K, so the
+    clips kept at every K are one cumulative sum. With no domain column, D = 1 ("all").
+    """
+    domain_ids = {d: i for i, d in enumerate(domains)} if domains else {}
+    hist = np.zeros((max(len(domains), 1), size + 2), np.int64)
+    for batch in iter_batches(sources, batch_rows=batch_rows, with_domain=bool(domains)):
+        n = len(batch.clip_ids)
+        best = np.full(n, size + 1, np.int64)
+        rows, keys, _ = _batch_pairs(batch, interner)
+        if len(rows):
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            best[rows[starts]] = np.minimum.reduceat(rank_of_key[keys], starts)
+        if batch.domains is not None and domain_ids:
+            row_domain = _domain_ids(batch.domains, domain_ids)
+        else:
+            row_domain = np.zeros(n, np.int64)
+        flat = np.bincount(row_domain * (size + 2) + best, minlength=hist.size)
+        hist += flat.reshape(hist.shape)
+    return hist
+
+
+def print_progress(every_s: float = 2.0) -> Progress:
+    """A progress callback that prints a rate line to stderr at most every `every_s` seconds."""
+    start = last = time.monotonic()
+
+    def report(rows: int, clips: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every_s:
+            last = now
+            rate = rows / max(now - start, 1e-9)
+            print(f"  read {rows:,} rows ({clips:,} clips) at {rate:,.0f} rows/s", file=sys.stderr)
+
+    return report
