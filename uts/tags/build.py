@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from uts import __version__
-from uts.tags.counting import Progress, count_tags, min_rank_histogram
+from uts.tags.counting import Progress, TagCounts, count_tags, min_rank_histogram
 from uts.tags.normalize import NORMALIZER_VERSION
 from uts.tags.sources import TagInputError, TagSource
 from uts.tags.vocab import Vocabulary, rank_tags, write_vocab_files
@@ -61,6 +61,17 @@ def input_fingerprint(source_hashes: Sequence[str], *, normalize: bool, max_k: i
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def rank_counts(counts: TagCounts) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Key ids of every tag that some clip carries, best first, and their scores.
+
+    Tags seen only in left-out rows (a file's dictionary can hold them) have df 0 and no rank.
+    """
+    present = np.flatnonzero(counts.df > 0)
+    shown = [counts.display[i] for i in present.tolist()]
+    order, scores = rank_tags(shown, counts.df[present], counts.n_clips)
+    return present[order], scores[order]
+
+
 def build_vocabulary(
     sources: Sequence[TagSource],
     *,
@@ -82,7 +93,7 @@ def build_vocabulary(
     counts, interner = count_tags(
         sources, normalize=normalize, batch_rows=batch_rows, progress=progress
     )
-    order, scores = rank_tags(counts.display, counts.df, counts.n_clips)
+    order, ordered_scores = rank_counts(counts)
     top = order[:max_k]
     size = len(top)
     if size == 0:
@@ -91,7 +102,7 @@ def build_vocabulary(
     vocab = Vocabulary(
         tags=tuple(counts.display[i] for i in top.tolist()),
         df=tuple(counts.df[top].tolist()),
-        score=tuple(scores[top].tolist()),
+        score=tuple(ordered_scores[:max_k].tolist()),
         n_clips=counts.n_clips,
         normalized=normalize,
         name=name,
@@ -109,7 +120,7 @@ def build_vocabulary(
         "n_clips": counts.n_clips,
         "n_rows": counts.n_rows,
         "n_skipped_status": counts.n_skipped,
-        "n_distinct_tags": len(counts.keys),
+        "n_distinct_tags": len(order),
         "n_spellings": counts.n_forms,
         "size": size,
         "max_k": max_k,
@@ -132,7 +143,7 @@ def build_vocabulary(
         coverage=coverage,
         min_rank=min_rank,
         all_df=counts.df[order],
-        all_scores=scores[order],
+        all_scores=ordered_scores,
         meta=meta,
     )
     meta["cutoffs"] = cutoffs(build)
