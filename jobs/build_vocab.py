@@ -145,10 +145,17 @@ def summarize(meta: dict[str, object], uri: str, seconds: float) -> None:
 def _load_any(spec: str, store: Store) -> Vocabulary:
     """NAME[@K] in the store, a vocabulary folder[@K], or a {index: tag} JSON file[@K]."""
     ref, _, k_text = spec.partition("@")
+    if k_text and not k_text.isdigit():
+        raise VocabularyError(f"{spec}: expected NAME@K with K a positive integer")
     k = int(k_text) if k_text else None
     if ref.endswith(".json") and Path(ref).is_file():
-        mapping = json.loads(Path(ref).read_text(encoding="utf-8"))
-        tags = tuple(mapping[str(i)] for i in range(len(mapping)))
+        try:
+            mapping = json.loads(Path(ref).read_text(encoding="utf-8"))
+            tags = tuple(str(mapping[str(i)]) for i in range(len(mapping)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VocabularyError(
+                f'{ref}: expected a JSON object {{"0": tag, "1": tag, ...}} ({exc})'
+            ) from exc
         vocab = Vocabulary(
             tags, (0,) * len(tags), (0.0,) * len(tags), 0, normalized=False, name=ref
         )

@@ -1,0 +1,1 @@
+"""Optuna studies over K and lambda; each trial calls the pretraining entry as a library function."""

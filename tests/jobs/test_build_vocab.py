@@ -160,6 +160,10 @@ def test_diff_between_two_k_and_against_a_json(
     out = capsys.readouterr().out
     assert "exact spelling; 1 shared" in out and "Zebra" in out
     assert run("--store", store, "--diff", "demo@100000", "demo") == 2
+    assert run("--store", store, "--diff", "demo@ten", "demo") == 2
+    paper.write_text('["a list", "not an index map"]')
+    assert run("--store", store, "--diff", "demo", str(paper)) == 2
+    assert "expected a JSON object" in capsys.readouterr().err
 
 
 def test_store_on_s3(s3_bucket: str, tmp_path: Path) -> None:
