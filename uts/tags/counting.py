@@ -114,8 +114,13 @@ def _unique_pairs(parents: IntArray, ids: IntArray) -> tuple[IntArray, IntArray]
     return packed >> 32, packed & 0xFFFFFFFF
 
 
-def _batch_pairs(batch: TagBatch, interner: Interner) -> tuple[IntArray, IntArray, IntArray]:
-    """Return (pair rows, pair key ids, form ids per (row, form) pair) of one batch."""
+def _batch_pairs(
+    batch: TagBatch, interner: Interner, *, with_forms: bool = True
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Return (pair rows, pair key ids, form ids of the distinct (row, form) pairs) of one batch.
+
+    The third array (for choosing each tag's displayed spelling) is empty unless `with_forms`.
+    """
     tags = batch.tags
     flat = pc.list_flatten(tags)
     parents = pc.list_parent_indices(tags).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -131,7 +136,7 @@ def _batch_pairs(batch: TagBatch, interner: Interner) -> tuple[IntArray, IntArra
     forms = lut[encoded.indices.to_numpy(zero_copy_only=False)]
     keep = forms >= 0
     parents, forms = parents[keep], forms[keep]
-    _, pair_forms = _unique_pairs(parents, forms)
+    pair_forms = _unique_pairs(parents, forms)[1] if with_forms else np.zeros(0, np.int64)
     pair_rows, pair_keys = _unique_pairs(parents, interner.form_key()[forms])
     return pair_rows, pair_keys, pair_forms
 
@@ -284,7 +289,7 @@ def min_rank_histogram(
     for batch in iter_batches(sources, batch_rows=batch_rows, with_domain=bool(domains)):
         n = len(batch.clip_ids)
         best = np.full(n, size + 1, np.int64)
-        rows, keys, _ = _batch_pairs(batch, interner)
+        rows, keys, _ = _batch_pairs(batch, interner, with_forms=False)
         if len(rows):
             starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
             best[rows[starts]] = np.minimum.reduceat(rank_of_key[keys], starts)
