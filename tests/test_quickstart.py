@@ -1,0 +1,42 @@
+"""The README's Quick start stays true: two commands, CI runs the test one, the demo one works."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from uts.tags import load_vocab
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quickstart_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block, "Quick start has no ```sh block"
+    return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_quickstart_is_two_commands_and_ci_runs_the_test_one() -> None:
+    assert quickstart_commands() == ["make demo", "make test"]
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
+    assert ci == ["make test"]
+
+
+def test_make_demo_builds_the_demo_vocabulary(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    # Use this interpreter's environment and skip the set-up step (the test run already has it).
+    make = ["make", "-C", str(ROOT), "-o", ".venv/.installed", f"BIN={Path(sys.executable).parent}"]
+    first = subprocess.run([*make, "demo", f"STORE={store}"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    vocab = load_vocab(str(store / "vocab" / "demo"))
+    assert vocab.n_clips > 300 and len(vocab) > 100
+    again = subprocess.run([*make, "demo", f"STORE={store}"], capture_output=True, text=True)
+    assert again.returncode == 0 and "up to date" in again.stdout
