@@ -68,7 +68,9 @@ def test_plain_configuration_matches_torch_stft(wave: torch.Tensor) -> None:
     # torch.stft centres a 400-sample window in each 512-sample frame: shift the signal by 56.
     offset = (NFFT - WINDOW) // 2
     padded = torch.nn.functional.pad(reflect_pad(wave).double(), (offset, offset))
-    spec = torch.stft(padded, NFFT, SHIFT, WINDOW, window=povey(), center=False, return_complex=True)
+    spec = torch.stft(
+        padded, NFFT, SHIFT, WINDOW, window=povey(), center=False, return_complex=True
+    )
     reference = log_mel(spec.abs().T ** 2)
     assert ours.shape == reference.shape == (num_frames(len(wave)), BINS)
     assert (ours - reference).abs().max().item() < TOLERANCE

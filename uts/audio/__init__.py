@@ -2,7 +2,15 @@
 
 from uts.audio.clip import ClipPolicy, prepare_clip
 from uts.audio.fbank import NUM_MEL_BINS, Fbank, num_frames
-from uts.audio.io import SAMPLE_RATE, AudioError, decode, decode_flac, encode_flac, resample, to_mono
+from uts.audio.io import (
+    SAMPLE_RATE,
+    AudioError,
+    decode,
+    decode_flac,
+    encode_flac,
+    resample,
+    to_mono,
+)
 
 __all__ = [
     "NUM_MEL_BINS",

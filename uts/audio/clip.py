@@ -39,7 +39,9 @@ def prepare_clip(wave: Wave, rate: int, policy: ClipPolicy) -> Wave:
     """
     seconds = wave.shape[-1] / rate
     if seconds > policy.max_source_s:
-        raise AudioError(f"duration {seconds:.0f} s exceeds the limit of {policy.max_source_s:.0f} s")
+        raise AudioError(
+            f"duration {seconds:.0f} s exceeds the limit of {policy.max_source_s:.0f} s"
+        )
     mono = resample(to_mono(wave), rate, SAMPLE_RATE)
     peak = float(np.max(np.abs(mono))) if mono.size else 0.0
     if peak < _db_to_amplitude(policy.silence_db):

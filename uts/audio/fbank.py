@@ -31,7 +31,9 @@ class Fbank:
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        self._layer = Wav2LogFilterBank(sampling_rate=SAMPLE_RATE, num_filters=NUM_MEL_BINS).to(self.device)
+        self._layer = Wav2LogFilterBank(sampling_rate=SAMPLE_RATE, num_filters=NUM_MEL_BINS).to(
+            self.device
+        )
         self._layer.eval()
 
     @torch.no_grad()
@@ -48,5 +50,7 @@ class Fbank:
             batch[row, : len(wave)] = wave
         feats = self._layer(torch.from_numpy(batch).to(self.device)).float()
         steps = torch.arange(feats.shape[1], device=feats.device)
-        feats = feats.masked_fill((steps[None, :] >= lengths.to(feats.device)[:, None])[..., None], 0.0)
+        feats = feats.masked_fill(
+            (steps[None, :] >= lengths.to(feats.device)[:, None])[..., None], 0.0
+        )
         return feats, lengths

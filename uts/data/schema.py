@@ -9,7 +9,15 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["DOMAINS", "REJECT_SCHEMA", "SHARD_SCHEMA", "TEXT_KINDS", "Clip", "Reject", "clips_table"]
+__all__ = [
+    "DOMAINS",
+    "REJECT_SCHEMA",
+    "SHARD_SCHEMA",
+    "TEXT_KINDS",
+    "Clip",
+    "Reject",
+    "clips_table",
+]
 
 DOMAINS = ("speech", "music", "environment", "mixed", "unknown")
 # transcript: real words spoken in the clip; object_text: real text about the depicted object, not
@@ -55,7 +63,9 @@ class Clip:
         if self.domain not in DOMAINS:
             raise ValueError(f"clip {self.clip_id}: domain {self.domain!r} is not one of {DOMAINS}")
         if self.text_kind not in TEXT_KINDS:
-            raise ValueError(f"clip {self.clip_id}: text_kind {self.text_kind!r} is not one of {TEXT_KINDS}")
+            raise ValueError(
+                f"clip {self.clip_id}: text_kind {self.text_kind!r} is not one of {TEXT_KINDS}"
+            )
 
     def row(self) -> dict[str, Any]:
         return {

@@ -67,7 +67,8 @@ class ShardWriter:
 
 def write_rejects(path: Path, rejects: Sequence[Reject]) -> None:
     table = pa.table(
-        {"path": [r.path for r in rejects], "reason": [r.reason for r in rejects]}, schema=REJECT_SCHEMA
+        {"path": [r.path for r in rejects], "reason": [r.reason for r in rejects]},
+        schema=REJECT_SCHEMA,
     )
     pq.write_table(table, path)
 
@@ -80,7 +81,9 @@ def list_shards(corpus_uri: str) -> list[str]:
     """
     fs, path = open_fs(corpus_uri)
     if not fs.exists(join_uri(path, SUCCESS)):
-        raise FileNotFoundError(f"no complete corpus at {corpus_uri} (missing or no _SUCCESS marker)")
+        raise FileNotFoundError(
+            f"no complete corpus at {corpus_uri} (missing or no _SUCCESS marker)"
+        )
     parts = sorted(fs.glob(join_uri(path, "shards", "part-*.parquet")))
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return [p if protocol in ("file", "local") else f"{protocol}://{p}" for p in parts]

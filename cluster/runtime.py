@@ -1,0 +1,27 @@
+"""Connecting to Ray: the cluster a job was submitted to, or a private local one bound to loopback."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def ensure_ray(num_cpus: int | None = None) -> Any:
+    """Return the `ray` module, initialised.
+
+    Under `ray job submit` (RAY_ADDRESS set) this joins that cluster. Otherwise it starts a local
+    Ray for this process only, on 127.0.0.1 (on Linux Ray would bind the interface address), with
+    a couple more logical CPUs than cores so small jobs never wait on scheduling.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+    else:
+        cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1) + 2
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    return ray
