@@ -47,8 +47,13 @@ def prepare_clip(wave: Wave, rate: int, policy: ClipPolicy) -> Wave:
     if peak < _db_to_amplitude(policy.silence_db):
         raise AudioError(f"silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS)")
     if policy.trim_db is not None:
-        loud = np.flatnonzero(np.abs(mono) >= _db_to_amplitude(policy.trim_db) * peak)
-        mono = mono[loud[0] : loud[-1] + 1]
+        # Trim whole 10 ms blocks whose peak is far below the clip's, never single samples.
+        block = SAMPLE_RATE // 100
+        padded = np.pad(np.abs(mono), (0, -mono.size % block))
+        loud = np.flatnonzero(
+            padded.reshape(-1, block).max(axis=1) >= _db_to_amplitude(policy.trim_db) * peak
+        )
+        mono = mono[loud[0] * block : (loud[-1] + 1) * block]
     mono = mono[: int(policy.max_s * SAMPLE_RATE)]
     shortfall = int(policy.min_s * SAMPLE_RATE) - mono.size
     if shortfall > 0 and policy.pad_short:
