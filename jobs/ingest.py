@@ -20,6 +20,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from uts.audio import ClipPolicy
@@ -28,11 +29,13 @@ from uts.ingest import (
     IngestError,
     Item,
     Mapper,
+    check_unique,
     folder_items,
     items_fingerprint,
     local_mapper,
     run_ingest,
 )
+from uts.ingest.demo import PACKAGES, DemoError, demo_items
 from uts.ingest.manifest import manifest_items
 from uts.store import Store
 
@@ -46,10 +49,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--corpus", required=True, help="corpus name: <store>/corpora/<name>")
     parser.add_argument(
-        "--source", required=True, choices=["folder", "lhotse"], help="kind of source"
+        "--source", required=True, choices=["folder", "lhotse", "demo"], help="kind of source"
     )
     parser.add_argument(
-        "--path", required=True, help="folder: the audio folder or URI prefix; lhotse: the manifest"
+        "--path", help="folder: the audio folder or URI prefix; lhotse: the manifest"
     )
     parser.add_argument(
         "--metadata", help="folder: CSV or JSONL keyed by 'path' (text, labels, domain, group)"
@@ -87,27 +90,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a corpus ingested from other inputs"
     )
-    return parser.parse_args(argv)
+    parser.add_argument("--cache", default="./.uts-cache/demo", help="demo: packages and renders")
+    parser.add_argument("--seed", type=int, default=0, help="demo: sampling seed (default 0)")
+    parser.add_argument(
+        "--per-speaker", type=int, default=60, help="demo: clips per voice of large packs (60)"
+    )
+    args = parser.parse_args(argv)
+    if args.source != "demo" and not args.path:
+        parser.error(f"--path is required with --source {args.source}")
+    return args
 
 
 def collect(args: argparse.Namespace) -> tuple[list[Item], list[Reject], int, dict[str, Any]]:
     """Inputs of the chosen source: (items, rejects found while listing, skipped files, provenance)."""
-    if args.source == "folder":
+    rejects: list[Reject] = []
+    skipped = 0
+    if args.source == "demo":
+        items = demo_items(Path(args.cache), seed=args.seed, per_speaker=args.per_speaker)
+        packages = {p.name: {"license": p.license, "why": p.why} for p in PACKAGES}
+        provenance: dict[str, Any] = {"source": "demo", "packages": packages, "seed": args.seed}
+    elif args.source == "folder":
         items, rejects, skipped = folder_items(
             args.path, metadata=args.metadata, domain=args.domain, license=args.license
         )
-        provenance: dict[str, Any] = {
-            "source": "folder",
-            "path": args.path,
-            "metadata": args.metadata,
-        }
+        provenance = {"source": "folder", "path": args.path, "metadata": args.metadata}
     else:
-        items, rejects, skipped = (
-            manifest_items(args.path, audio_root=args.audio_root, license=args.license),
-            [],
-            0,
-        )
+        items = manifest_items(args.path, audio_root=args.audio_root, license=args.license)
         provenance = {"source": "lhotse", "manifest": args.path, "audio_root": args.audio_root}
+    check_unique(items)
     if not items and not rejects:
         raise IngestError(
             f"{args.path}: no audio inputs found (extensions: wav flac ogg opus mp3 aiff au)"
@@ -127,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = ("corpora", args.corpus)
     try:
         items, rejects, skipped, provenance = collect(args)
-    except IngestError as exc:
+    except (IngestError, DemoError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     fingerprint = items_fingerprint(
@@ -150,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         mapper = ray_mapper
     print(
-        f"ingesting {len(items):,} inputs from {args.path} into {store.uri(*where)}",
+        f"ingesting {len(items):,} inputs ({args.source}) into {store.uri(*where)}",
         file=sys.stderr,
     )
     meta = {

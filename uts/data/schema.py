@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 DOMAINS = ("speech", "music", "environment", "mixed", "unknown")
+PARTITIONS = ("pretrain", "probe")
 # transcript: real words spoken in the clip; object_text: real text about the depicted object, not
 # the sound; templated: written by us from metadata; caption: a description of the audio itself.
 TEXT_KINDS = ("", "transcript", "object_text", "templated", "caption")
@@ -37,6 +38,7 @@ SHARD_SCHEMA = pa.schema(
         ("labels", pa.string()),  # JSON object of downstream labels
         ("group", pa.string()),  # clips that must stay on one side of every split
         ("tags", pa.list_(pa.string())),  # tags that came with the source (lhotse manifests)
+        ("partition", pa.string()),  # pretrain | probe: probe clips never enter pretraining
     ]
 )
 
@@ -58,8 +60,13 @@ class Clip:
     labels: Mapping[str, Any] = field(default_factory=dict)
     group: str = ""
     tags: tuple[str, ...] = ()
+    partition: str = "pretrain"
 
     def __post_init__(self) -> None:
+        if self.partition not in PARTITIONS:
+            raise ValueError(
+                f"clip {self.clip_id}: partition {self.partition!r} is not one of {PARTITIONS}"
+            )
         if self.domain not in DOMAINS:
             raise ValueError(f"clip {self.clip_id}: domain {self.domain!r} is not one of {DOMAINS}")
         if self.text_kind not in TEXT_KINDS:
@@ -80,6 +87,7 @@ class Clip:
             "labels": json.dumps(dict(self.labels), sort_keys=True, ensure_ascii=False),
             "group": self.group or self.clip_id,
             "tags": list(self.tags),
+            "partition": self.partition,
         }
 
 

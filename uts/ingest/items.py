@@ -43,8 +43,17 @@ class Item:
     labels: Mapping[str, Any] = field(default_factory=dict)
     group: str = ""
     tags: tuple[str, ...] = ()
+    partition: str = "pretrain"
     start_s: float = 0.0
     duration_s: float | None = None  # None: to the end of the file
+
+
+def check_unique(items: Sequence[Item]) -> None:
+    """Raises IngestError when two inputs would get one clip id."""
+    seen: set[str] = set()
+    duplicated = sorted({i.clip_id for i in items if i.clip_id in seen or seen.add(i.clip_id)})  # type: ignore[func-returns-value]
+    if duplicated:
+        raise IngestError(f"{len(duplicated)} clip ids are not unique, e.g. {duplicated[:3]}")
 
 
 def process_item(item: Item, policy: ClipPolicy) -> Clip | Reject:
@@ -67,7 +76,8 @@ def process_item(item: Item, policy: ClipPolicy) -> Clip | Reject:
                 raise AudioError(f"segment at {item.start_s} s is past the end of the file")
         shaped = prepare_clip(wave, rate, policy)
     except AudioError as exc:
-        return Reject(item.uri, str(exc))
+        segment = f"#{item.start_s:g}s" if item.start_s or item.duration_s is not None else ""
+        return Reject(item.uri + segment, str(exc))
     return Clip(
         clip_id=item.clip_id,
         audio=encode_flac(shaped),
@@ -80,6 +90,7 @@ def process_item(item: Item, policy: ClipPolicy) -> Clip | Reject:
         labels=item.labels,
         group=item.group,
         tags=item.tags,
+        partition=item.partition,
     )
 
 

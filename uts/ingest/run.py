@@ -15,7 +15,7 @@ from typing import Any
 from uts import __version__
 from uts.audio import ClipPolicy
 from uts.data import Clip, Reject, ShardWriter, write_rejects
-from uts.ingest.items import Item, process_batch
+from uts.ingest.items import Item, check_unique, process_batch
 
 __all__ = ["IngestSummary", "Mapper", "local_mapper", "run_ingest"]
 
@@ -81,12 +81,9 @@ def run_ingest(
     """Process `items` and write the corpus files into `folder` (a staging folder).
 
     Writes shards/part-*.parquet (clips in input order), rejects.parquet and corpus.json.
-    Raises ValueError when two inputs share a clip id.
+    Raises IngestError when two inputs share a clip id (nothing is processed).
     """
-    counts = Counter(item.clip_id for item in items)
-    duplicated = [c for c, n in counts.items() if n > 1]
-    if duplicated:
-        raise ValueError(f"{len(duplicated)} clip ids are not unique, e.g. {duplicated[:3]}")
+    check_unique(items)
     summary = IngestSummary(rejects=list(rejects), skipped=skipped)
     writer = ShardWriter(folder / "shards", max_bytes=max_shard_bytes)
     started = last_report = time.monotonic()
