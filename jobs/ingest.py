@@ -95,6 +95,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--per-speaker", type=int, default=60, help="demo: clips per voice of large packs (60)"
     )
+    parser.add_argument(
+        "--programs-per-family",
+        type=int,
+        default=4,
+        help="demo: GM programs rendered per family (4)",
+    )
     args = parser.parse_args(argv)
     if args.source != "demo" and not args.path:
         parser.error(f"--path is required with --source {args.source}")
@@ -106,7 +112,12 @@ def collect(args: argparse.Namespace) -> tuple[list[Item], list[Reject], int, di
     rejects: list[Reject] = []
     skipped = 0
     if args.source == "demo":
-        items = demo_items(Path(args.cache), seed=args.seed, per_speaker=args.per_speaker)
+        items = demo_items(
+            Path(args.cache),
+            seed=args.seed,
+            per_speaker=args.per_speaker,
+            programs_per_family=args.programs_per_family,
+        )
         packages = {p.name: {"license": p.license, "why": p.why} for p in PACKAGES}
         provenance: dict[str, Any] = {"source": "demo", "packages": packages, "seed": args.seed}
     elif args.source == "folder":

@@ -18,7 +18,9 @@ from uts.ingest.items import Item
 __all__ = ["PACKAGES", "DemoError", "demo_items"]
 
 
-def demo_items(cache: Path, *, seed: int = 0, per_speaker: int = 60) -> list[Item]:
+def demo_items(
+    cache: Path, *, seed: int = 0, per_speaker: int = 60, programs_per_family: int = 4
+) -> list[Item]:
     """Every input of the demo corpus, deterministic for `seed`.
 
     Raises:
@@ -28,6 +30,12 @@ def demo_items(cache: Path, *, seed: int = 0, per_speaker: int = 60) -> list[Ite
     fluidsynth = ensure_fluidsynth()
     return [
         *speech_items(root, random.Random(f"{seed}-speech"), per_speaker=per_speaker),
-        *music_items(root, cache, fluidsynth, random.Random(f"{seed}-music")),
+        *music_items(
+            root,
+            cache,
+            fluidsynth,
+            random.Random(f"{seed}-music"),
+            programs_per_family=programs_per_family,
+        ),
         *environment_items(root, random.Random(f"{seed}-environment")),
     ]

@@ -1,0 +1,124 @@
+"""The demo source on a miniature of its packages: labels, groups, whole-identity probe partition."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from jobs import ingest
+from uts.ingest.demo import demo_items
+from uts.ingest.demo.environment import category_of
+from uts.ingest.demo.midi import Note, note_name, write_midi
+
+
+def test_demo_items_labels_and_partitions(demo_cache: Path) -> None:
+    items = demo_items(demo_cache, seed=3, programs_per_family=2)
+    by_id = {i.clip_id: i for i in items}
+    assert len(by_id) == len(items)
+    # Speech: every voice is wholly in one partition, transcripts are real, no text names a voice.
+    partitions: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        if item.domain == "speech":
+            partitions[item.labels["speaker"]].add(item.partition)
+            assert item.labels["speaker"].split("-")[-1] not in item.text.lower()
+    assert (
+        len(partitions) == 3 + 2 + 4 + 1
+    )  # hedgewars packs, tuxpaint languages, fillets, asterisk
+    assert all(len(p) == 1 for p in partitions.values())
+    ow = by_id["speech/hedgewars/Pirate/Ow2"]
+    assert (
+        ow.labels["expression"] == "pain" and ow.text == "ow" and ow.group == "hedgewars-phrase-ow"
+    )
+    cow = by_id["speech/tuxpaint/bg/animals/mammals/cow_desc_bg"]
+    assert cow.text == "Крава." and cow.text_kind == "transcript" and cow.labels["language"] == "bg"
+    # Music: notes cut from one render per program; silent pitches are left out; probe programs
+    # are rendered with both soundfonts, pretraining programs with FluidR3 only.
+    notes = [i for i in items if i.labels.get("set") == "gm"]
+    assert notes and all(i.labels["pitch"] <= 90 and i.duration_s == 4.0 for i in notes)
+    for item in notes:
+        assert item.text.startswith(f"A single {note_name(item.labels['pitch'])} note")
+        fonts = {
+            n.labels["soundfont"] for n in notes if n.labels["program"] == item.labels["program"]
+        }
+        assert fonts == ({"fluidr3", "timgm6mb"} if item.partition == "probe" else {"fluidr3"})
+    assert by_id["music/hydrogen/Kit/kick"].labels == {
+        "drum": "kick",
+        "kit": "Kit",
+        "set": "hydrogen",
+    }
+    # Environment: categories from names, long files windowed within one group, voices left out.
+    env = {i.clip_id: i for i in items if i.domain == "environment"}
+    windows = [i for i in env.values() if "env_sounds_water" in i.clip_id]
+    assert [w.start_s for w in windows] == [0.0, 4.0, 8.0] and len({w.group for w in windows}) == 1
+    steps = [i for i in env.values() if "footstep" in i.clip_id]
+    assert len({s.group for s in steps}) == 1 and len({s.partition for s in steps}) == 1
+    assert not any("orc-hit" in c for c in env)
+    assert env["environment/tuxpaint-stamps-default/animals/mammals/cow.ogg"].text == "A cow."
+
+
+def test_demo_is_deterministic_for_a_seed(demo_cache: Path) -> None:
+    assert demo_items(demo_cache, seed=1, programs_per_family=1) == demo_items(
+        demo_cache, seed=1, programs_per_family=1
+    )
+
+
+def test_demo_ingest_end_to_end(demo_cache: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = [
+        "--store",
+        str(store),
+        "--corpus",
+        "demo",
+        "--source",
+        "demo",
+        "--cache",
+        str(demo_cache),
+        "--workers",
+        "0",
+        "--programs-per-family",
+        "1",
+    ]
+    assert ingest.main(args) == 0
+    rows = pq.read_table(store / "corpora/demo/shards").to_pylist()
+    assert {r["domain"] for r in rows} == {"speech", "music", "environment"}
+    assert {r["partition"] for r in rows} == {"pretrain", "probe"}
+    meta = json.loads((store / "corpora/demo/corpus.json").read_text())
+    assert meta["source"] == "demo" and meta["clips"] == len(rows) and meta["rejects"] == 0
+    assert ingest.main(args) == 0  # cached and up to date
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("/default_water_footstep.1.ogg", "footsteps"),
+        ("/tnt_gunpowder_burning.ogg", "fire"),
+        ("/baseballbat.ogg", "weapon"),
+        ("/vehicles/emergency/firetruck.ogg", "vehicle"),
+        ("/animals/birds/drake.ogg", "bird"),
+        ("/1.16/sounds/drake-hit-1.ogg", None),
+        ("/magic-faeriefire.ogg", None),
+        ("/audio-channel-front-left.oga", None),
+        ("/bat_left.ogg", "mammal"),
+    ],
+)
+def test_category_rules(name: str, category: str | None) -> None:
+    assert category_of(name) == category
+
+
+def test_midi_file_structure() -> None:
+    data = write_midi(40, [Note(60, 100, 0.0, 3.0), Note(64, 50, 4.0, 3.0)])
+    assert data[:4] == b"MThd" and data[14:18] == b"MTrk"
+    assert int.from_bytes(data[18:22], "big") == len(data) - 22
+    assert (
+        bytes([0xC0, 40]) in data
+        and bytes([0x90, 60, 100]) in data
+        and bytes([0x80, 64, 0]) in data
+    )
+    assert data.endswith(b"\x00\xff\x2f\x00")
+    assert note_name(60) == "C4" and note_name(69) == "A4"
+    assert random.Random(0).random() == random.Random(0).random()
