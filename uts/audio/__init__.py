@@ -5,6 +5,7 @@ from uts.audio.fbank import NUM_MEL_BINS, Fbank, num_frames
 from uts.audio.io import (
     SAMPLE_RATE,
     AudioError,
+    Wave,
     decode,
     decode_flac,
     encode_flac,
@@ -18,6 +19,7 @@ __all__ = [
     "AudioError",
     "ClipPolicy",
     "Fbank",
+    "Wave",
     "decode",
     "decode_flac",
     "encode_flac",

@@ -29,9 +29,11 @@ def num_frames(num_samples: int) -> int:
 class Fbank:
     """Batched fbank extraction on CPU (or any torch device)."""
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, device: str | torch.device = "cpu", *, num_mel_bins: int = NUM_MEL_BINS
+    ) -> None:
         self.device = torch.device(device)
-        self._layer = Wav2LogFilterBank(sampling_rate=SAMPLE_RATE, num_filters=NUM_MEL_BINS).to(
+        self._layer = Wav2LogFilterBank(sampling_rate=SAMPLE_RATE, num_filters=num_mel_bins).to(
             self.device
         )
         self._layer.eval()

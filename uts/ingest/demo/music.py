@@ -115,7 +115,8 @@ def music_items(
     items: list[Item] = []
     for family, programs in FAMILIES.items():
         chosen = sorted(rng.sample(list(programs), min(programs_per_family, len(programs))))
-        probe = set(chosen[::2][: max(1, len(chosen) * 2 // 5)])  # 40% of each family's programs
+        # Half of each family's programs (at least one) are heard only by the probes.
+        probe = set(rng.sample(chosen, max(1, len(chosen) // 2)))
         for program in chosen:
             partition = "probe" if program in probe else "pretrain"
             pitches = sorted(rng.sample(list(PITCHES), notes_per_program))
