@@ -6,7 +6,8 @@
 Writes <store>/tasks/<task>/: task.json, labelvocabulary.csv, split<seed>/{train,valid,test}.json
 and baseline.json (log-mel mean+std -> logistic regression, mean and std over the seeds, beside the
 majority-class score). Tasks use only the corpus's probe partition. A task whose inputs did not
-change is skipped. Exit codes: 0 done, 2 no such corpus or not a demo corpus.
+change is skipped. Exit codes: 0 done, 1 some task had too few groups to split (the others are written), 2 no such
+corpus or not a demo corpus.
 """
 
 from __future__ import annotations
@@ -94,11 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     features = _features(store.uri(*corpus), needed)
+    skipped = []
     for task, fingerprint in todo:
         with store.staging() as staged:
             write_task(task, staged, seeds=seeds)
             task_meta, vocabulary, splits = read_task(staged)
-            baseline = run_baseline(task_meta, vocabulary, splits, features)
+            try:
+                baseline = run_baseline(task_meta, vocabulary, splits, features)
+            except ValueError as exc:
+                print(f"warning: task {task.name} not written: {exc}", file=sys.stderr)
+                skipped.append(task.name)
+                continue
             baseline.update(
                 fingerprint=fingerprint, corpus=args.corpus, corpus_fingerprint=meta["fingerprint"]
             )
@@ -106,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 json.dumps(baseline, indent=2, sort_keys=True) + "\n", "utf-8"
             )
             store.publish(staged, "tasks", task.name, overwrite=True)
-    _summary(store, tasks, time.monotonic() - started)
-    return 0
+    _summary(store, [t for t in tasks if t.name not in skipped], time.monotonic() - started)
+    return 1 if skipped else 0
 
 
 def _features(corpus_uri: str, clips: set[str]) -> dict[str, np.ndarray]:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import ingest
+from jobs import ingest, tasks
 from uts.ingest.demo import demo_items
 from uts.ingest.demo.environment import category_of
 from uts.ingest.demo.midi import Note, note_name, write_midi
+from uts.probe.tasks import read_task
 
 
 def test_demo_items_labels_and_partitions(demo_cache: Path) -> None:
@@ -90,6 +91,19 @@ def test_demo_ingest_end_to_end(demo_cache: Path, tmp_path: Path) -> None:
     meta = json.loads((store / "corpora/demo/corpus.json").read_text())
     assert meta["source"] == "demo" and meta["clips"] == len(rows) and meta["rejects"] == 0
     assert ingest.main(args) == 0  # cached and up to date
+    # Probe tasks from the probe partition, with baselines (the miniature has too few groups for
+    # some tasks: those are reported and left out).
+    wanted = "speaker_id,sound_attributes"
+    assert tasks.main(["--store", str(store), "--corpus", "demo", "--tasks", wanted]) == 0
+    probe_clips = {r["clip_id"] for r in rows if r["partition"] == "probe"}
+    for name in wanted.split(","):
+        meta, _, splits = read_task(store / "tasks" / name)
+        assert meta["audio"] == {"corpus": "demo"} and len(splits) == 3
+        for parts in splits.values():
+            assert set().union(*parts.values()) <= probe_clips  # never a pretraining clip
+        baseline = json.loads((store / "tasks" / name / "baseline.json").read_text())
+        assert set(baseline) >= {"per_seed", "fingerprint"}
+    assert tasks.main(["--store", str(store), "--corpus", "nope"]) == 2
 
 
 @pytest.mark.parametrize(

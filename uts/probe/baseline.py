@@ -76,13 +76,18 @@ def run_baseline(
     splits: Mapping[int, Mapping[str, Mapping[str, Sequence[str]]]],
     features: Mapping[str, npt.NDArray[np.float32]],
 ) -> dict[str, Any]:
-    """Baseline and majority scores per seed, and their mean and std."""
+    """Baseline and majority scores per seed, and their mean and std.
+
+    Raises:
+        ValueError: a split has no training or no test clips.
+    """
     index = {label: i for i, label in enumerate(vocabulary)}
     multilabel = meta["prediction_type"] == "multilabel"
 
     def arrays(part: Mapping[str, Sequence[str]]) -> tuple[Matrix, Matrix]:
         clips = sorted(part)
-        x = np.stack([features[c] for c in clips]).astype(np.float32)
+        width = len(next(iter(features.values())))
+        x = np.asarray([features[c] for c in clips], np.float32).reshape(len(clips), width)
         y = np.zeros((len(clips), len(vocabulary)), np.float32)
         for row, clip in enumerate(clips):
             y[row, [index[label] for label in part[clip]]] = 1.0
@@ -90,21 +95,21 @@ def run_baseline(
 
     per_seed: list[dict[str, Any]] = []
     for seed, parts in sorted(splits.items()):
+        if not parts["train"] or not parts["test"]:
+            raise ValueError(f"split {seed} has an empty train or test set (too few groups)")
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = (
             arrays(parts[s]) for s in ("train", "valid", "test")
         )
         mean, std = x_train.mean(0), x_train.std(0) + 1e-6
         x_train, x_valid, x_test = ((x - mean) / std for x in (x_train, x_valid, x_test))
-        best: tuple[float, float] | None = None
-        for decay in WEIGHT_DECAYS:
+        best: tuple[float, float] | None = (
+            None if len(x_valid) else (0.0, 1e-2)
+        )  # no valid: a middle L2
+        for decay in WEIGHT_DECAYS if best is None else ():
             model = fit_logistic(x_train, y_train, multilabel=multilabel, weight_decay=decay)
             with torch.no_grad():
                 valid_scores = model(torch.from_numpy(x_valid)).numpy()
-            value = (
-                next(iter(_score(meta, vocabulary, valid_scores, y_valid).values()))
-                if len(x_valid)
-                else 0.0
-            )
+            value = next(iter(_score(meta, vocabulary, valid_scores, y_valid).values()))
             if best is None or value > best[0]:
                 best = (value, decay)
         assert best is not None

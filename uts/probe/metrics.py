@@ -25,17 +25,19 @@ def chroma_accuracy(predicted_pitch: IntLike, target_pitch: IntLike) -> float:
 
 
 def average_precision(scores: npt.NDArray[np.floating], positive: npt.NDArray[np.bool_]) -> float:
-    """Area under the precision-recall curve of one class, as the mean of precision at each hit.
-
-    Ties in score are broken pessimistically (negatives first), so a constant scorer gets the
-    class's prevalence, not a lucky ordering.
+    """Area under the precision-recall curve of one class: sum over thresholds of precision times
+    the recall gained there. Tied scores form one threshold (as scikit-learn does), so a constant
+    scorer gets the class's prevalence, never a lucky ordering.
     """
     if not positive.any():
         raise ValueError("average precision needs at least one positive")
-    order = np.lexsort((positive, -scores))  # by score descending; among ties, negatives first
-    hits = positive[order]
-    precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision_at[hits].mean())
+    order = np.argsort(-scores, kind="stable")
+    ranked_scores, hits = scores[order], positive[order].astype(np.float64)
+    last_of_tie = np.r_[ranked_scores[1:] != ranked_scores[:-1], True]  # end of each threshold
+    true_positives = np.cumsum(hits)[last_of_tie]
+    counted = (np.arange(1, len(hits) + 1))[last_of_tie]
+    recall_gain = np.diff(np.r_[0.0, true_positives]) / hits.sum()
+    return float(np.sum(recall_gain * true_positives / counted))
 
 
 def mean_average_precision(
