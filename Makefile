@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STORE ?= ./uts-store
+CACHE ?= .uts-cache/demo
 
 .PHONY: setup demo test lint typecheck unit bench clean
 
@@ -20,9 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
-# The main job on the embedded default. Until the pretraining job lands this builds the UTS
-# vocabulary from the bundled sample of tag rows.
+# The main job on the embedded default. Until the pretraining job lands it builds the demo corpus
+# (real recordings from Debian packages, cached in .uts-cache/; needs apt-get, and root for the one
+# install, fluidsynth), its probe tasks with log-mel baselines, and the UTS vocabulary of the
+# bundled sample of tag rows. Every step is skipped when its output is up to date.
 demo: setup
+	RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 $(BIN)/python jobs/ingest.py --store $(STORE) --corpus demo \
+		--source demo --cache $(CACHE)
+	$(BIN)/python jobs/tasks.py --store $(STORE) --corpus demo
 	$(BIN)/python jobs/build_vocab.py --store $(STORE) --name demo \
 		--tags uts/testing/data/sample_tags.parquet
 

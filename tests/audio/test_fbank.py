@@ -13,7 +13,7 @@ import pytest
 import torch
 from lhotse.features.kaldi.layers import Wav2LogFilterBank
 
-from uts.audio import Fbank, num_frames
+from uts.audio.fbank import Fbank, num_frames
 
 RATE, WINDOW, SHIFT, NFFT, BINS = 16_000, 400, 160, 512, 80
 TOLERANCE = 1e-3

@@ -1,7 +1,9 @@
-"""Audio: decode, resample, shape clips, encode FLAC, and compute fbank features."""
+"""Audio: decode, resample, shape clips, encode FLAC. Features: `uts.audio.fbank`.
+
+The fbank extractor (torch + lhotse) is not imported here, so decode-only workers start fast.
+"""
 
 from uts.audio.clip import ClipPolicy, prepare_clip
-from uts.audio.fbank import NUM_MEL_BINS, Fbank, num_frames
 from uts.audio.io import (
     SAMPLE_RATE,
     AudioError,
@@ -14,16 +16,13 @@ from uts.audio.io import (
 )
 
 __all__ = [
-    "NUM_MEL_BINS",
     "SAMPLE_RATE",
     "AudioError",
     "ClipPolicy",
-    "Fbank",
     "Wave",
     "decode",
     "decode_flac",
     "encode_flac",
-    "num_frames",
     "prepare_clip",
     "resample",
     "to_mono",

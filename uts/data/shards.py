@@ -52,7 +52,11 @@ class ShardWriter:
         if self._writer is None:
             path = self.folder / f"part-{len(self.parts):05d}.parquet"
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(path, SHARD_SCHEMA, compression="zstd")
+            # FLAC does not compress further: zstd only for the other columns.
+            compression = {
+                name: "none" if name == "audio" else "zstd" for name in SHARD_SCHEMA.names
+            }
+            self._writer = pq.ParquetWriter(path, SHARD_SCHEMA, compression=compression)
             self.parts.append(path)
         self._writer.write_table(clips_table(self._pending), row_group_size=ROW_GROUP_CLIPS)
         self._pending = []

@@ -11,7 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from uts.audio import Fbank, Wave
+from uts.audio import Wave
+from uts.audio.fbank import Fbank
 from uts.probe.metrics import accuracy, chroma_accuracy, mean_average_precision
 
 __all__ = ["fit_logistic", "logmel_stats", "run_baseline"]
