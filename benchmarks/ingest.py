@@ -66,7 +66,7 @@ def main() -> int:
         ray = ensure_ray()
         # Start every worker and let it import the library before timing (a cluster pays this once).
         workers = int(ray.cluster_resources()["CPU"])
-        timed_ingest(items[: 16 * workers * 2], Path(tmp) / "warm", ray_mapper)
+        timed_ingest(items[: 50 * workers], Path(tmp) / "warm", ray_mapper)
         serial = timed_ingest(items, Path(tmp) / "serial", local_mapper)
         parallel = timed_ingest(items, Path(tmp) / "parallel", ray_mapper)
         same = pq.read_table(Path(tmp) / "serial" / "shards").equals(

@@ -83,7 +83,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=None, help="0: in this process, no Ray (default: Ray tasks)"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="inputs per task (default 32)")
+    parser.add_argument("--batch-size", type=int, default=50, help="inputs per task (default 50)")
     parser.add_argument(
         "--max-shard-mb", type=int, default=256, help="audio per shard (default 256 MB)"
     )

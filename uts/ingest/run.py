@@ -72,7 +72,7 @@ def run_ingest(
     policy: ClipPolicy,
     mapper: Mapper = local_mapper,
     rejects: Iterable[Reject] = (),
-    batch_size: int = 32,
+    batch_size: int = 50,
     max_shard_bytes: int = 256 << 20,
     meta: dict[str, Any] | None = None,
     skipped: int = 0,
