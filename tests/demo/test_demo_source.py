@@ -136,3 +136,24 @@ def test_midi_file_structure() -> None:
     assert data.endswith(b"\x00\xff\x2f\x00")
     assert note_name(60) == "C4" and note_name(69) == "A4"
     assert random.Random(0).random() == random.Random(0).random()
+
+
+def test_demo_without_apt_get_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import uts.ingest.demo.fetch as fetch
+
+    monkeypatch.setattr(fetch.shutil, "which", lambda tool: None)
+    args = [
+        "--store",
+        str(tmp_path / "s"),
+        "--corpus",
+        "demo",
+        "--source",
+        "demo",
+        "--cache",
+        str(tmp_path / "c"),
+    ]
+    assert ingest.main(args) == 2
+    err = capsys.readouterr().err
+    assert "needs apt-get" in err and "--source folder" in err
+    assert not (tmp_path / "s").exists()
