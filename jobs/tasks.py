@@ -25,7 +25,7 @@ from uts.audio import decode_flac
 from uts.data import iter_clip_batches
 from uts.probe.baseline import logmel_stats, run_baseline
 from uts.probe.demo_tasks import demo_tasks
-from uts.probe.tasks import read_task, write_task
+from uts.probe.tasks import Task, read_task, write_task
 from uts.store import Store
 
 TASKS_VERSION = "1"  # bump when demo_tasks or the baseline changes
@@ -129,10 +129,10 @@ def _features(corpus_uri: str, clips: set[str]) -> dict[str, np.ndarray]:
     return dict(zip(ids, logmel_stats(waves), strict=True)) if ids else {}
 
 
-def _summary(store: Store, tasks: Sequence[object], seconds: float) -> None:
+def _summary(store: Store, tasks: Sequence[Task], seconds: float) -> None:
     print(f"{'task':<26} {'clips':>6} {'labels':>6}  {'log-mel baseline':>18}  {'majority':>8}")
     for task in tasks:
-        name = task.name  # type: ignore[attr-defined]
+        name = task.name
         info = store.read_json("tasks", name, "task.json")
         baseline = store.read_json("tasks", name, "baseline.json")
         metric = "mAP" if info["metric"] == "mAP" else "accuracy"

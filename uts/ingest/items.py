@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +51,8 @@ class Item:
 
 def check_unique(items: Sequence[Item]) -> None:
     """Raises IngestError when two inputs would get one clip id."""
-    seen: set[str] = set()
-    duplicated = sorted({i.clip_id for i in items if i.clip_id in seen or seen.add(i.clip_id)})  # type: ignore[func-returns-value]
+    counts = Counter(item.clip_id for item in items)
+    duplicated = sorted(clip for clip, n in counts.items() if n > 1)
     if duplicated:
         raise IngestError(f"{len(duplicated)} clip ids are not unique, e.g. {duplicated[:3]}")
 
