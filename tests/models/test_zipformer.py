@@ -1,0 +1,167 @@
+"""The Zipformer encoder: sizes, shapes, padding invariance, determinism, activations, SpecAugment."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from uts.models.heads import MTCHead
+from uts.models.specaug import SpecAugment
+from uts.models.zipformer import Zipformer, masked_mean, preset
+from uts.models.zipformer.activations import swoosh_l, swoosh_r
+from uts.models.zipformer.layers import BiasNorm
+
+
+def parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "count"), [("xs", 1_082_274), ("s", 21_442_852), ("m", 63_444_616)]
+)
+def test_preset_parameter_counts(name: str, count: int) -> None:
+    model = Zipformer(preset(name))
+    assert parameters(model) == count
+    if name == "m":  # the paper's Zipformer-M: about 64M with an MTC head at K=527
+        assert 63e6 < count + parameters(MTCHead(model.output_dim, 527)) < 65e6
+    if name == "xs":
+        assert count < 1.5e6
+
+
+@pytest.fixture(scope="module")
+def xs() -> Zipformer:
+    torch.manual_seed(0)
+    return Zipformer(preset("xs")).eval()
+
+
+@pytest.mark.parametrize("frames", [1, 2, 7, 99, 200, 1001])
+def test_output_shapes_and_lengths(xs: Zipformer, frames: int) -> None:
+    out, lengths = xs(torch.randn(2, frames, 80), torch.tensor([frames, max(1, frames // 3)]))
+    expected = ((frames + 1) // 2 + 1) // 2  # 100 Hz -> 50 Hz stem -> 25 Hz output
+    assert out.shape == (2, expected, xs.output_dim)
+    assert lengths.tolist() == [expected, ((max(1, frames // 3) + 1) // 2 + 1) // 2]
+    assert out[1, lengths[1] :].abs().sum() == 0  # padding frames are zero
+
+
+def test_ten_seconds_give_250_frames(xs: Zipformer) -> None:
+    out, lengths = xs(torch.randn(1, 1000, 80), torch.tensor([1000]))
+    assert out.shape[1] == lengths.item() == 250
+
+
+def test_padding_does_not_change_a_clip_in_eval(xs: Zipformer) -> None:
+    torch.manual_seed(1)
+    short, long = torch.randn(1, 137, 80), torch.randn(1, 410, 80)
+    alone, alone_len = xs(short, torch.tensor([137]))
+    batch = torch.cat(
+        [torch.nn.functional.pad(short, (0, 0, 0, 410 - 137), value=3.0), long]
+    )  # junk padding
+    together, together_len = xs(batch, torch.tensor([137, 410]))
+    n = int(alone_len)
+    assert int(together_len[0]) == n
+    assert torch.allclose(together[0, :n], alone[0, :n], atol=1e-5)
+    assert torch.allclose(
+        xs.embed(batch, torch.tensor([137, 410]))[0],
+        xs.embed(short, torch.tensor([137]))[0],
+        atol=1e-5,
+    )
+
+
+def test_eval_is_deterministic_and_train_is_not() -> None:
+    torch.manual_seed(0)
+    model = Zipformer(preset("xs", layer_skip=0.5))
+    x, lengths = torch.randn(2, 120, 80), torch.tensor([120, 80])
+    model.eval()
+    torch.manual_seed(1)
+    first = model(x, lengths)[0]
+    torch.manual_seed(2)
+    assert torch.equal(model(x, lengths)[0], first)
+    model.train()
+    torch.manual_seed(1)
+    a = model(x, lengths)[0]
+    torch.manual_seed(2)
+    assert not torch.equal(model(x, lengths)[0], a)
+
+
+def test_layer_skipping_happens_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = Zipformer(preset("xs", layer_skip=1.0, dropout=0.0))
+    x = torch.randn(1, 64, 80)
+    stack = model.stacks[0]
+    hidden = torch.randn(1, 32, model.config.dims[0])
+    stack.train()
+    assert torch.equal(
+        stack(hidden, torch.tensor([32])), hidden
+    )  # every block skipped: bypass(x, x) = x
+    stack.eval()
+    assert not torch.equal(stack(hidden, torch.tensor([32])), hidden)
+    assert model.eval()(x, torch.tensor([64]))[0].isfinite().all()
+
+
+@pytest.mark.parametrize(
+    ("fn", "offset", "constant"), [(swoosh_r, 1.0, 0.313261687), (swoosh_l, 4.0, 0.035)]
+)
+def test_swoosh_forward_and_compact_backward(fn: object, offset: float, constant: float) -> None:
+    x = torch.linspace(-12, 12, 2001, requires_grad=True)
+    reference = torch.nn.functional.softplus(x - offset) - 0.08 * x - constant
+    (expected,) = torch.autograd.grad(reference.sum(), x)
+    y = fn(x)  # type: ignore[operator]
+    assert torch.allclose(y, reference.detach(), atol=1e-6)
+    (got,) = torch.autograd.grad(y.sum(), x)
+    assert (got - expected).abs().max() <= 1.0 / 510 + 1e-6  # one byte per element
+
+
+def test_bias_norm_gives_unit_rms_at_init() -> None:
+    norm = BiasNorm(16)
+    y = norm(torch.randn(4, 10, 16) * 7 + 3)
+    assert torch.allclose(y.pow(2).mean(-1), torch.ones(4, 10), atol=1e-4)
+
+
+def test_masked_mean_and_mtc_head_ignore_padding() -> None:
+    x = torch.randn(2, 5, 3)
+    lengths = torch.tensor([5, 2])
+    assert torch.allclose(masked_mean(x, lengths)[1], x[1, :2].mean(0))
+    head = MTCHead(3, 4).eval()
+    noisy = x.clone()
+    noisy[1, 2:] = 100.0
+    assert torch.allclose(head(noisy, lengths), head(x, lengths))
+    assert torch.allclose(head(x, lengths)[1], head.linear(x[1, :2]).mean(0))
+
+
+def test_specaugment_masks_in_training_only() -> None:
+    torch.manual_seed(0)
+    aug = SpecAugment(
+        freq_masks=2, freq_width=10, time_masks=3, time_width=20, time_width_ratio=0.2
+    )
+    feats, lengths = torch.ones(4, 200, 80), torch.tensor([200, 150, 100, 50])
+    assert torch.equal(aug.eval()(feats, lengths), feats)
+    masked = aug.train()(feats, lengths)
+    assert (masked == 0).any() and (masked == 1).any()
+    zero_bins = (masked == 0).all(dim=1)  # (B, F): bins zero in every frame are frequency masks
+    assert zero_bins.sum(dim=1).max() <= 2 * 10
+    for row, n in enumerate(lengths.tolist()):
+        zero_frames = (masked[row] == 0).all(dim=1)
+        assert zero_frames.sum() <= 3 * min(20, int(n * 0.2))
+
+
+def test_checkpoint_round_trip_is_bit_exact(xs: Zipformer) -> None:
+    buffer = io.BytesIO()
+    torch.save(xs.state_dict(), buffer)
+    buffer.seek(0)
+    copy = Zipformer(preset("xs")).eval()
+    copy.load_state_dict(torch.load(buffer, weights_only=True))
+    x, lengths = torch.randn(2, 90, 80), torch.tensor([90, 61])
+    assert torch.equal(copy(x, lengths)[0], xs(x, lengths)[0])
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(copy.state_dict().values(), xs.state_dict().values(), strict=True)
+    )
+
+
+def test_xs_training_step_is_fast_enough_to_test_with() -> None:
+    model = Zipformer(preset("xs")).train()
+    x, lengths = torch.randn(2, 200, 80), torch.tensor([200, 200])  # 2 x 2 s
+    out, out_lengths = model(x, lengths)
+    masked_mean(out, out_lengths).pow(2).mean().backward()
+    assert all(p.grad is not None for p in model.stem.parameters())

@@ -1,0 +1,1 @@
+"""Models: the Zipformer encoder, SpecAugment, heads."""
