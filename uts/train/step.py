@@ -1,0 +1,52 @@
+"""One training step: forward, loss, backward, clip, optimiser and schedule step; returns metrics.
+
+Pure in the sense that everything it touches is passed in (model, batch, optimiser, scaler), so
+the Ray Train loop and the tests call the same function.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from uts.objectives.base import Batch, Pretrainer
+
+__all__ = ["train_step"]
+
+
+def train_step(
+    model: Pretrainer,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    clip_norm: float = 5.0,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Run one step. fp16 on GPU: pass `autocast_dtype=torch.float16` and a GradScaler (V100 has
+    no bf16). Returns the objective's metrics plus `loss`, `grad_norm` and `lr`."""
+    model.train()
+    device_type = batch["feats"].device.type
+    with torch.autocast(
+        device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+    ):
+        loss, metrics = model.loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()  # type: ignore[no-untyped-call]
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    metrics.update(
+        loss=float(loss.detach()), grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"]
+    )
+    return metrics
