@@ -42,11 +42,9 @@ class TagDecoder(nn.Module):
                 f"{length} tokens exceed the decoder's {self.positions.num_embeddings}"
             )
         x = self.tokens(tokens) + self.positions(torch.arange(length, device=tokens.device))[None]
-        mask = (
-            nn.Transformer.generate_square_subsequent_mask(length, device=tokens.device)
-            if causal
-            else None
-        )
+        # Bool masks on both sides (True = may not attend), as PyTorch wants them to match.
+        future = torch.ones(length, length, dtype=torch.bool, device=tokens.device).triu(1)
+        mask = future if causal else None
         y = self.layers(
             x, self.memory(frames), tgt_mask=mask, tgt_is_causal=causal,
             tgt_key_padding_mask=tokens == self.pad_id, memory_key_padding_mask=frame_pad,

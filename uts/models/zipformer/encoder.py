@@ -82,6 +82,12 @@ class Zipformer(nn.Module):
             )
         self.downsample = Downsample(2)
         self.norm = BiasNorm(config.output_dim)
+        # Biases start at zero (with SwooshR(0) = 0 nothing adds a constant at init): PyTorch's
+        # default bias init makes every clip's pooled output ~99.8% the same vector, which stalls
+        # contrastive training from scratch.
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d) and module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     @property
     def output_dim(self) -> int:
