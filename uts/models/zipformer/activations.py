@@ -16,8 +16,6 @@ from torch import nn
 
 __all__ = ["SwooshL", "SwooshR", "swoosh_l", "swoosh_r"]
 
-_LOW, _HIGH = -0.08, 0.92
-
 
 def _reference(x: torch.Tensor, offset: float, constant: float) -> torch.Tensor:
     return nn.functional.softplus(x - offset) - 0.08 * x - constant
@@ -27,16 +25,15 @@ class _Swoosh(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, offset: float, constant: float) -> torch.Tensor:
         with torch.no_grad():
-            derivative = torch.sigmoid(x.float() - offset) - 0.08
-            ctx.save_for_backward(
-                ((derivative - _LOW) * (255.0 / (_HIGH - _LOW))).round().to(torch.uint8)
-            )
-            return _reference(x, offset, constant)
+            shifted = x - offset
+            # derivative + 0.08 = sigmoid(x - offset) in (0, 1): 255 steps of one byte.
+            ctx.save_for_backward(torch.sigmoid(shifted).mul_(255.0).round_().to(torch.uint8))
+            return nn.functional.softplus(shifted).sub_(x, alpha=0.08).sub_(constant)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (code,) = ctx.saved_tensors
-        derivative = code.to(grad.dtype) * ((_HIGH - _LOW) / 255.0) + _LOW
+        derivative = code.to(grad.dtype).mul_(1.0 / 255.0).sub_(0.08)
         return grad * derivative, None, None
 
 
