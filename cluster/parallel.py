@@ -39,3 +39,10 @@ def ray_mapper(
             continue
         yield ready.pop(next_yield)
         next_yield += 1
+
+
+def mapper_for(workers: int | None) -> Callable[[Callable[[B], R], Sequence[B]], Iterator[R]]:
+    """`--workers 0`: plain in-process `map`; otherwise Ray tasks (joining the cluster if any)."""
+    if workers == 0:
+        return map
+    return ray_mapper

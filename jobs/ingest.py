@@ -23,16 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cluster.parallel import mapper_for
 from uts.audio import ClipPolicy
 from uts.data import Reject
 from uts.ingest import (
     IngestError,
     Item,
-    Mapper,
     check_unique,
     folder_items,
     items_fingerprint,
-    local_mapper,
     run_ingest,
 )
 from uts.ingest.demo import PACKAGES, DemoError, demo_items
@@ -165,11 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    mapper: Mapper = local_mapper
-    if args.workers != 0:
-        from cluster.parallel import ray_mapper
-
-        mapper = ray_mapper
+    mapper = mapper_for(args.workers)
     print(
         f"ingesting {len(items):,} inputs ({args.source}) into {store.uri(*where)}",
         file=sys.stderr,

@@ -1,0 +1,72 @@
+"""Caption every clip of a corpus's pretraining partition (step 1 of the study).
+
+    python jobs/caption.py --store ./uts-store --corpus demo --backend corpus
+    ray job submit -- python jobs/caption.py --store s3://bucket/uts --corpus demo --backend corpus
+
+Writes <store>/captions/<corpus>/<fingerprint>/part-NNNNN.parquet (clip_id, description, status,
+error, raw, text_kind, domain), one part per corpus shard, plus stage.json and _SUCCESS. A killed run
+resumes: finished parts are kept, the rest are redone. Backends: `corpus` (the clip's existing text,
+no model). Exit codes: 0 done, 2 bad arguments or no such corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from cluster.parallel import mapper_for
+from uts import __version__
+from uts.data import list_shards
+from uts.llm.backends import CORPUS_COLUMNS, corpus_captions
+from uts.llm.parse import PARSER_VERSION
+from uts.llm.stage import fingerprint, run_stage
+from uts.store import Store
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="caption.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default="./uts-store", help="store root (default ./uts-store)")
+    parser.add_argument("--corpus", required=True, help="corpus name under <store>/corpora")
+    parser.add_argument(
+        "--backend", choices=["corpus"], default="corpus", help="captioner (default corpus)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="0: in this process, no Ray (default: Ray tasks)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    store = Store(args.store)
+    try:
+        shards = list_shards(store.uri("corpora", args.corpus))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}; run jobs/ingest.py first", file=sys.stderr)
+        return 2
+    corpus = store.read_json("corpora", args.corpus, "corpus.json")
+    inputs = {"stage": "caption", "backend": args.backend, "corpus_fingerprint": corpus["fingerprint"],
+              "lint_version": PARSER_VERSION}  # fmt: skip
+    fp = fingerprint(inputs)
+    out = store.uri("captions", args.corpus, fp)
+    if store.is_complete("captions", args.corpus, fp):
+        print(f"{out} is complete (fingerprint {fp}); nothing to do")
+        return 0
+    mapper = mapper_for(args.workers)
+    print(
+        f"captioning {len(shards)} shard(s) of {args.corpus} with the {args.backend} backend -> {out}",
+        file=sys.stderr,
+    )
+    meta = {"fingerprint": fp, "fingerprint_inputs": inputs, "uts_version": __version__,
+            "command": shlex.join(["python", "jobs/caption.py", *(argv if argv is not None else sys.argv[1:])])}  # fmt: skip
+    summary = run_stage(
+        shards, out, corpus_captions, columns=CORPUS_COLUMNS, mapper=mapper, meta=meta
+    )
+    print(f"captions {fp}: {summary['rows']:,} rows {summary['statuses']}; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
