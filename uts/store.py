@@ -19,7 +19,7 @@ from typing import Any
 
 import fsspec
 
-__all__ = ["SUCCESS", "Store", "join_uri", "open_fs"]
+__all__ = ["SUCCESS", "Store", "full_uri", "is_local", "join_uri", "open_fs"]
 
 SUCCESS = "_SUCCESS"
 
@@ -35,8 +35,18 @@ def join_uri(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
 
 
-def _is_local(fs: Any) -> bool:
-    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+def is_local(fs: Any) -> bool:
+    """True for the local filesystem (where a rename is atomic)."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
+def full_uri(fs: Any, path: str) -> str:
+    """A path inside `fs` as the URI people and other jobs use (`s3://b/k`, or the plain local path)."""
+    if is_local(fs):
+        return path
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return f"{protocol}://{path}"
 
 
 class Store:
@@ -45,7 +55,7 @@ class Store:
     def __init__(self, uri: str) -> None:
         self.root_uri = uri.rstrip("/") or uri
         self.fs, self.root = open_fs(self.root_uri)
-        self.local = _is_local(self.fs)
+        self.local = is_local(self.fs)
 
     def __repr__(self) -> str:
         return f"Store({self.root_uri!r})"

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uts.data.schema import REJECT_SCHEMA, SHARD_SCHEMA, Clip, Reject, clips_table
-from uts.store import SUCCESS, join_uri, open_fs
+from uts.store import SUCCESS, full_uri, join_uri, open_fs
 
 __all__ = ["ShardWriter", "iter_clip_batches", "list_shards", "write_rejects"]
 
@@ -89,8 +89,7 @@ def list_shards(corpus_uri: str) -> list[str]:
             f"no complete corpus at {corpus_uri} (missing or no _SUCCESS marker)"
         )
     parts = sorted(fs.glob(join_uri(path, "shards", "part-*.parquet")))
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return [p if protocol in ("file", "local") else f"{protocol}://{p}" for p in parts]
+    return [full_uri(fs, p) for p in parts]
 
 
 def iter_clip_batches(

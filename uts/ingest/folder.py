@@ -14,7 +14,7 @@ from typing import Any
 
 from uts.data import DOMAINS, TEXT_KINDS, Reject
 from uts.ingest.items import AUDIO_EXTENSIONS, IngestError, Item
-from uts.store import open_fs
+from uts.store import full_uri, open_fs
 
 __all__ = ["folder_items", "read_metadata"]
 
@@ -72,8 +72,6 @@ def folder_items(
     fs, base = open_fs(root)
     if not fs.isdir(base):
         raise IngestError(f"{root}: no such folder")
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     rows = read_metadata(metadata) if metadata else {}
     found = fs.find(base, detail=True)
     items: list[Item] = []
@@ -97,11 +95,11 @@ def folder_items(
         elif text_kind not in TEXT_KINDS:
             problem = f"metadata text_kind {text_kind!r} is not one of {', '.join(TEXT_KINDS[1:])}"
         if problem:
-            rejects.append(Reject(prefix + path, problem))
+            rejects.append(Reject(full_uri(fs, path), problem))
             continue
         items.append(
             Item(
-                uri=prefix + path,
+                uri=full_uri(fs, path),
                 clip_id=rel,
                 stamp=stamp,
                 domain=item_domain,

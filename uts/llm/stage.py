@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from uts.store import SUCCESS, join_uri, open_fs
+from uts.store import SUCCESS, is_local, join_uri, open_fs
 
 __all__ = ["ShardTask", "count_statuses", "fingerprint", "part_name", "run_shard", "write_part"]
 
@@ -34,8 +34,7 @@ def part_name(index: int) -> str:
 def write_part(table: pa.Table, uri: str) -> None:
     """Write one output part so that it appears whole or not at all."""
     fs, path = open_fs(uri)
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):
+    if is_local(fs):
         final = Path(path)
         final.parent.mkdir(parents=True, exist_ok=True)
         temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")

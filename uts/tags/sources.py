@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from uts.store import open_fs
+from uts.store import full_uri, open_fs
 
 __all__ = ["TagBatch", "TagInputError", "TagSource", "iter_batches", "resolve_sources"]
 
@@ -61,11 +61,6 @@ class TagBatch:
     domains: pa.Array | None  # string, nulls as "unknown"
 
 
-def _uri(fs: Any, path: str) -> str:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return path if protocol in ("file", "local") else f"{protocol}://{path}"
-
-
 def resolve_sources(uris: Sequence[str]) -> list[TagSource]:
     """Expand files, folders (every *.parquet below, skipping `_`/`.` names) and globs.
 
@@ -92,7 +87,7 @@ def resolve_sources(uris: Sequence[str]) -> list[TagSource]:
             raise TagInputError(f"{uri}: no such file or folder")
         if not paths:
             raise TagInputError(f"{uri}: no parquet files found")
-        sources.extend(TagSource(uri=_uri(fs, p), path=p, fs=fs) for p in paths)
+        sources.extend(TagSource(uri=full_uri(fs, p), path=p, fs=fs) for p in paths)
     return list({s.uri: s for s in sources}.values())  # an input named twice counts once
 
 
