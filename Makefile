@@ -47,6 +47,9 @@ test: lint typecheck unit
 
 bench: setup
 	$(BIN)/python benchmarks/vocab.py
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/llm_stage.py
+	$(BIN)/python benchmarks/encoder.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
