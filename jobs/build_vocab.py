@@ -80,6 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # recorded in vocab.json
     try:
         return diff(args) if args.diff else build(args)
     except (TagInputError, VocabularyError) as exc:
@@ -119,7 +120,7 @@ def build(args: argparse.Namespace) -> int:
         progress=print_progress(),
     )
     result.meta["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result.meta["command"] = shlex.join(["python", "jobs/build_vocab.py", *sys.argv[1:]])
+    result.meta["command"] = shlex.join(["python", "jobs/build_vocab.py", *args.argv])
     with store.staging() as staged:
         write_vocabulary(result, staged)
         uri = store.publish(staged, *where, overwrite=True)

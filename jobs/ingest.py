@@ -174,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fingerprint": fingerprint,
         **provenance,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "jobs/ingest.py", *sys.argv[1:]]),
+        "command": shlex.join(
+            ["python", "jobs/ingest.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
     }
     with store.staging() as staged:
         summary = run_ingest(
