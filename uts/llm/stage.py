@@ -78,11 +78,6 @@ def count_statuses(folder_uri: str) -> dict[str, int]:
     return counts
 
 
-def is_complete(folder_uri: str) -> bool:
-    fs, path = open_fs(folder_uri)
-    return bool(fs.exists(join_uri(path, SUCCESS)))
-
-
 Mapper = Callable[[Callable[[ShardTask], dict[str, int]], Sequence[ShardTask]], Any]
 
 

@@ -121,15 +121,6 @@ def _check_schema(source: TagSource, schema: pa.Schema) -> list[str]:
     return [*REQUIRED, *(c for c in OPTIONAL if c in names)]
 
 
-def has_domain(sources: Sequence[TagSource]) -> bool:
-    """True when every source has a `domain` column (per-domain statistics need all of them)."""
-    for source in sources:
-        with _open_parquet(source) as pf:
-            if "domain" not in pf.schema_arrow.names:
-                return False
-    return True
-
-
 class _open_parquet:
     def __init__(self, source: TagSource) -> None:
         self.source = source
