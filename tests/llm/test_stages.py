@@ -9,33 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import uts.llm.backends
-from jobs import build_vocab, caption, ingest, tag
+from jobs import build_vocab, caption, tag
 from uts.tags import load_vocab
-
-
-@pytest.fixture
-def corpus_store(tmp_path: Path) -> Path:
-    """A small corpus of 12 clips over several shards, some with text, one probe clip."""
-    import numpy as np
-    import soundfile as sf
-
-    root = tmp_path / "audio"
-    root.mkdir()
-    rows = []
-    texts = ["A dog barks loudly in a park.", "Rain falls on a tin roof while thunder rolls.", "",
-             "A man speaks over a bass drum and a hi hat."]  # fmt: skip
-    for i in range(12):
-        t = np.arange(16000) / 16000
-        sf.write(root / f"c{i:02d}.wav", 0.3 * np.sin(2 * np.pi * (200 + 40 * i) * t), 16000)
-        rows.append({"path": f"c{i:02d}.wav", "text": texts[i % 4], "domain": "environment"})
-    (tmp_path / "meta.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    store = tmp_path / "store"
-    code = ingest.main(["--store", str(store), "--corpus", "c", "--source", "folder", "--path", str(root),
-                        "--metadata", str(tmp_path / "meta.jsonl"), "--workers", "0", "--batch-size", "4",
-                        "--max-shard-mb", "0"])  # fmt: skip
-    assert code == 0
-    assert len(list((store / "corpora/c/shards").glob("*.parquet"))) == 12  # one clip per shard
-    return store
 
 
 def test_corpus_rules_vocab_end_to_end(corpus_store: Path) -> None:

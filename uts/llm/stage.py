@@ -19,12 +19,35 @@ import pyarrow.parquet as pq
 
 from uts.store import SUCCESS, is_local, join_uri, open_fs
 
-__all__ = ["ShardTask", "count_statuses", "fingerprint", "part_name", "run_shard", "write_part"]
+__all__ = [
+    "ShardTask",
+    "count_statuses",
+    "fingerprint",
+    "finish_stage",
+    "part_name",
+    "run_shard",
+    "run_stage",
+    "versions",
+    "write_part",
+]
 
 
 def fingerprint(inputs: Mapping[str, Any]) -> str:
     """Hash of everything that changes a stage's output (stage, backend, model, prompt, parser...)."""
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the packages that shape a stage's output (None: not installed here)."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for name in ("uts-cluster", "ray", "vllm", "transformers", "pyarrow", "aiohttp"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def part_name(index: int) -> str:
@@ -109,21 +132,27 @@ def run_stage(
             file=sys.stderr,
         )
     wall = time.monotonic() - started
+    return finish_stage(
+        out_uri,
+        {
+            **meta,
+            "parts": len(tasks),
+            "parts_written_this_run": totals.get("written_parts", 0),
+            "parts_skipped_this_run": totals.get("skipped_parts", 0),
+            "wall_s_this_run": round(wall, 2),
+            "rows_per_s_this_run": round(totals.get("rows", 0) / wall, 1) if wall else None,
+        },
+    )
+
+
+def finish_stage(out_uri: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Write stage.json (the given summary plus row counts per status over every part) and then
+    _SUCCESS, which marks the stage complete; returns what was written."""
     statuses = count_statuses(out_uri)
-    rows = sum(statuses.values())
-    summary = {
-        **meta,
-        "rows": rows,
-        "statuses": statuses,
-        "parts": len(tasks),
-        "parts_written_this_run": totals.get("written_parts", 0),
-        "parts_skipped_this_run": totals.get("skipped_parts", 0),
-        "wall_s_this_run": round(wall, 2),
-        "rows_per_s_this_run": round(totals.get("rows", 0) / wall, 1) if wall else None,
-    }
+    written = {**summary, "rows": sum(statuses.values()), "statuses": statuses}
     fs, path = open_fs(out_uri)
     with fs.open(join_uri(path, "stage.json"), "w") as f:
-        f.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        f.write(json.dumps(written, indent=2, sort_keys=True) + "\n")
     with fs.open(join_uri(path, SUCCESS), "w") as f:
         f.write("")
-    return summary
+    return written
