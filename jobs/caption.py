@@ -93,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             caption_spec(), shards, out, backend, meta=meta,
             limit=args.limit,
         )  # fmt: skip
-    print(f"captions {fp}: {summary['rows']:,} rows {summary['statuses']}; wrote {out}")
+    rate = summary.get("rows_per_s_this_run")
+    print(f"captions {fp}: {summary['rows']:,} rows {summary['statuses']}"
+          f"{f', {rate:,} rows/s this run' if rate else ''}; wrote {out}")  # fmt: skip
     return 0
 
 

@@ -148,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = tag_spec(prompt, strict, language=None if args.language == "any" else "en",
                         keep_suspect=args.keep_suspect)  # fmt: skip
         summary = run_model_stage(spec, sources, out, backend, meta=meta, limit=args.limit)
-    print(f"tags {fp}: {summary['rows']:,} rows {summary['statuses']}; wrote {out}")
+    rate = summary.get("rows_per_s_this_run")
+    print(f"tags {fp}: {summary['rows']:,} rows {summary['statuses']}"
+          f"{f', {rate:,} rows/s this run' if rate else ''}; wrote {out}")  # fmt: skip
     return 0
 
 

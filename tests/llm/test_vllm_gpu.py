@@ -1,0 +1,41 @@
+"""GPU tier: the tag stage with the vllm backend on a real engine.
+
+Needs a CUDA GPU of compute capability >= 7.5, `pip install -e .[llm]` (vLLM), and a local copy of
+an instruct model (no hub access in tests): UTS_VLLM_TAGGER=/path/to/Qwen2.5-0.5B-Instruct (any
+chat model works; the 7B default is what the study uses).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = [pytest.mark.gpu, pytest.mark.ray]
+
+
+def test_vllm_tagger_with_structured_output(ray_session: Any, tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    model = os.environ.get("UTS_VLLM_TAGGER")
+    if not model or not Path(model).is_dir():
+        pytest.skip("set UTS_VLLM_TAGGER to a local instruct model folder")
+    import torch
+
+    if torch.cuda.get_device_capability() < (7, 5):
+        pytest.skip("vLLM needs compute capability >= 7.5")
+    from jobs import tag
+    from tests.llm.test_model_stages import write_captions
+
+    store = tmp_path / "store"
+    write_captions(store, ["Heavy rain drums on a metal roof while thunder rolls in the distance.",
+                           "A solo piano plays a slow melody in a large reverberant hall."])  # fmt: skip
+    args = ["--store", str(store), "--corpus", "c", "--captions", "fp0", "--backend", "vllm",
+            "--model", model, "--max-model-len", "2048", "--batch-size", "8"]  # fmt: skip
+    assert tag.main(args) == 0
+    (folder,) = (store / "tags" / "c").iterdir()
+    rows = pq.read_table(folder, ignore_prefixes=[".", "_", "stage.json"]).to_pylist()
+    assert [r["status"] for r in rows] == ["ok", "ok"]  # structured output always parses
+    assert all(1 <= len(r["tags"]) <= 10 for r in rows)
