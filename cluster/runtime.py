@@ -6,13 +6,14 @@ import os
 from typing import Any
 
 
-def ensure_ray(num_cpus: int | None = None) -> Any:
+def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = False) -> Any:
     """Return the `ray` module, initialised.
 
     Under `ray job submit` (RAY_ADDRESS set) this joins that cluster. Otherwise it starts a local
     Ray for this process only, on 127.0.0.1 (on Linux Ray would bind the interface address), with
     one logical CPU per core by default: CPU-bound tasks (decoding) run fastest without
-    oversubscription. Jobs that mix actors and tasks pass a larger `num_cpus`.
+    oversubscription. Jobs that mix actors and tasks pass a larger `num_cpus`; jobs whose workers
+    print progress (training) pass `log_to_driver=True`.
     """
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -24,5 +25,5 @@ def ensure_ray(num_cpus: int | None = None) -> Any:
         ray.init(log_to_driver=True)
     else:
         cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=log_to_driver)
     return ray

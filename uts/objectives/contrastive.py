@@ -50,11 +50,20 @@ class Contrastive(nn.Module):
 
     def loss(self, batch: Batch, outputs: Outputs) -> tuple[torch.Tensor, dict[str, float]]:
         audio, text = outputs["audio"], outputs["text"]
-        all_audio, all_text = self.gather(audio), self.gather(text)  # (B * world, dim)
+        # (N, dim) with N = B_max * world: ranks with fewer clips are padded with zero rows
+        # (real rows are unit vectors, so a zero row is padding and is masked out of the softmax).
+        all_audio, all_text = self.gather(audio), self.gather(text)
         scale = self.log_scale.clamp(max=math.log(100.0)).exp()
-        labels = torch.arange(audio.shape[0], device=audio.device) + self.rank * audio.shape[0]
-        audio_to_text = nn.functional.cross_entropy(scale * audio @ all_text.T, labels)
-        text_to_audio = nn.functional.cross_entropy(scale * text @ all_audio.T, labels)
+        offset = self.rank * (all_audio.shape[0] // self.world_size)
+        labels = torch.arange(audio.shape[0], device=audio.device) + offset
+        padding = all_text.abs().sum(-1) == 0  # (N,)
+        audio_to_text = nn.functional.cross_entropy(
+            (scale * audio @ all_text.T).masked_fill(padding, float("-inf")), labels
+        )
+        text_to_audio = nn.functional.cross_entropy(
+            (scale * text @ all_audio.T).masked_fill(all_audio.abs().sum(-1) == 0, float("-inf")),
+            labels,
+        )
         loss = (audio_to_text + text_to_audio) / 2
         return loss, {
             "loss_contrastive": float(loss.detach()),

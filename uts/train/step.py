@@ -6,6 +6,9 @@ the Ray Train loop and the tests call the same function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -15,7 +18,7 @@ __all__ = ["train_step"]
 
 
 def train_step(
-    model: Pretrainer,
+    model: nn.Module,
     batch: Batch,
     optimizer: torch.optim.Optimizer,
     *,
@@ -23,16 +26,30 @@ def train_step(
     scaler: torch.amp.GradScaler | None = None,
     clip_norm: float = 5.0,
     autocast_dtype: torch.dtype | None = None,
+    agree: Callable[[bool], bool] = bool,
 ) -> dict[str, float]:
     """Run one step. fp16 on GPU: pass `autocast_dtype=torch.float16` and a GradScaler (V100 has
-    no bf16). Returns the objective's metrics plus `loss`, `grad_norm` and `lr`."""
+    no bf16). `model` is a Pretrainer or a DDP-wrapped one (its forward is what DDP syncs).
+
+    A non-finite loss skips the update (metrics then hold `skipped=1`). Under DDP every rank must
+    skip together: `agree(finite)` returns whether the loss is finite on every rank (an
+    all-reduce); the backward still runs (on a zeroed loss) so DDP's gradient hooks stay in step.
+    Returns the objective's metrics plus `loss`, `grad_norm`, `lr` and `skipped`.
+    """
     model.train()
+    pretrainer = cast(Pretrainer, getattr(model, "module", model))
     device_type = batch["feats"].device.type
     with torch.autocast(
         device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
     ):
-        loss, metrics = model.loss(batch)
+        outputs = model(batch)
+        result: tuple[torch.Tensor, dict[str, float]] = pretrainer.objective.loss(batch, outputs)  # type: ignore[operator]
+    loss, metrics = result
     optimizer.zero_grad(set_to_none=True)
+    if not agree(bool(torch.isfinite(loss.detach()))):
+        (loss.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()  # type: ignore[no-untyped-call]
+        optimizer.zero_grad(set_to_none=True)
+        return {"loss": float(loss.detach()), "skipped": 1.0, "lr": optimizer.param_groups[0]["lr"]}
     if scaler is not None:
         scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         scaler.unscale_(optimizer)
@@ -47,6 +64,7 @@ def train_step(
     if scheduler is not None:
         scheduler.step()
     metrics.update(
-        loss=float(loss.detach()), grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"]
-    )
+        loss=float(loss.detach()), grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"],
+        skipped=0.0,
+    )  # fmt: skip
     return metrics

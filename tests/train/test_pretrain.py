@@ -1,0 +1,83 @@
+"""jobs/pretrain.py in-process on the shared local Ray: the smoke preset trains on 2 workers, loss
+falls, checkpoints carry lineage, a rerun with the same name resumes, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs import pretrain
+
+pytestmark = pytest.mark.ray
+
+
+def checkpoints(run: Path) -> list[Path]:
+    folders = [p for p in run.glob("checkpoint_*") if p.is_dir()]
+    return sorted(folders, key=lambda p: json.loads((p / "state.json").read_text())["step"])
+
+
+def smoke(store: Any, *extra: str) -> list[str]:
+    return [
+        "--preset",
+        "smoke",
+        "--store",
+        str(store),
+        "--corpus",
+        "c",
+        "--vocab",
+        "v",
+        "--k",
+        "6",
+        *extra,
+    ]
+
+
+def test_smoke_trains_checkpoints_and_resumes(ray_session: Any, tagged_store: Path) -> None:
+    assert pretrain.main(smoke(tagged_store, "--name", "r1")) == 0
+    run = tagged_store / "runs" / "r1"
+    saved = checkpoints(run)
+    assert [json.loads((p / "state.json").read_text())["step"] for p in saved] == [6, 12]
+    lineage = json.loads((saved[-1] / "lineage.json").read_text())
+    corpus = json.loads((tagged_store / "corpora" / "c" / "corpus.json").read_text())
+    assert lineage["corpus"]["fingerprint"] == corpus["fingerprint"] and lineage["vocab"]["k"] == 6
+    assert lineage["config"]["objective"] == "mtc" and lineage["versions"]["ray"]
+    history = lineage["metrics"]
+    assert [m["step"] for m in history] == [6, 12]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]  # it learns
+    assert 0.0 <= history[-1]["val_tag_map"] <= 1.0
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    # same name, more steps: continues from step 12, does not start over
+    assert pretrain.main(smoke(tagged_store, "--name", "r1", "--max-steps", "18")) == 0
+    resumed = json.loads((checkpoints(run)[-1] / "lineage.json").read_text())["metrics"]
+    assert [m["step"] for m in resumed] == [6, 12, 18]
+    assert resumed[-1]["audio_hours"] > history[-1]["audio_hours"]
+
+
+def test_bad_input_is_refused_before_training(
+    ray_session: Any, tagged_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        pretrain.main(
+            ["--preset", "smoke", "--store", str(tagged_store), "--corpus", "c", "--vocab", "nope"]
+        )
+        == 2
+    )
+    assert "run jobs/build_vocab.py" in capsys.readouterr().err
+    assert pretrain.main(smoke(tagged_store, "--k", "5000")) == 2
+    assert "larger than vocabulary 'v'" in capsys.readouterr().err
+    assert (
+        pretrain.main(smoke(tagged_store, "--objective", "ar", "--tokenizer", "/no/such/tokenizer"))
+        == 2
+    )
+    assert "needs the tokenizer" in capsys.readouterr().err
+    assert (
+        pretrain.main(
+            ["--preset", "smoke", "--store", str(tagged_store), "--corpus", "zzz", "--vocab", "v"]
+        )
+        == 2
+    )
+    assert "run jobs/ingest.py" in capsys.readouterr().err
+    assert not (tagged_store / "runs" / "c-ar-k6").exists()
