@@ -21,16 +21,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
-# The main job on the embedded default. Until the pretraining job lands it builds the demo corpus
-# (real recordings from Debian packages, cached in .uts-cache/; needs apt-get, and root for the one
-# install, fluidsynth), its probe tasks with log-mel baselines, and the UTS vocabulary of the
-# bundled sample of tag rows. Every step is skipped when its output is up to date.
+# The main job on the embedded default: jobs/pretrain.py with no model arguments. It makes what
+# the store lacks (the demo corpus from real recordings in Debian packages, cached in .uts-cache/;
+# needs apt-get, and root for the one install, fluidsynth; its probe tasks, captions, rules tags and
+# vocabulary), trains the demo preset on 2 CPU workers and prints the probe table. A rerun finds
+# every step done and prints the table again.
 demo: setup
-	RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 $(BIN)/python jobs/ingest.py --store $(STORE) --corpus demo \
-		--source demo --cache $(CACHE)
-	$(BIN)/python jobs/tasks.py --store $(STORE) --corpus demo
-	$(BIN)/python jobs/build_vocab.py --store $(STORE) --name demo \
-		--tags uts/testing/data/sample_tags.parquet
+	RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 $(BIN)/python jobs/pretrain.py --store $(STORE) --cache $(CACHE)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -27,3 +27,10 @@ def ensure_ray(num_cpus: int | None = None, *, log_to_driver: bool = False) -> A
         cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=log_to_driver)
     return ray
+
+
+def store_env() -> dict[str, str]:
+    """The driver's object-store settings (AWS_* variables: endpoint, region, credentials), for the
+    runtime_env of workers that read or write the store: on a running cluster, workers do not
+    inherit the submitting process's environment."""
+    return {key: value for key, value in os.environ.items() if key.startswith("AWS_")}

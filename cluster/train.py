@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from cluster.runtime import store_env
 from uts.train.config import PretrainConfig
 
-__all__ = ["fit", "make_datasets", "train_loop"]
+__all__ = ["build_model", "fit", "make_datasets", "train_loop"]
 
 CORPUS_COLUMNS = ["clip_id", "audio", "duration_s", "partition"]
 
@@ -89,17 +90,24 @@ def make_datasets(
     import ray
     import ray.data
 
-    tags_ref = [
-        ray.put(dict(tags))
-    ]  # in a list: Ray would resolve a bare ref before the actor sees it
+    # In a list: Ray would resolve a bare object ref before the actor's constructor sees it.
+    tags_ref = [ray.put(dict(tags))]
+    runtime_env = {"env_vars": store_env()}
     out = {}
     for split in ("train", "val"):
         ds = ray.data.from_items([{"source": s} for s in shards], override_num_blocks=len(shards))
-        ds = ds.flat_map(functools.partial(_read_shard, fraction=config.val_fraction, split=split))
-        out[split] = ds.map_batches(
+        ds = ds.flat_map(
+            functools.partial(_read_shard, fraction=config.val_fraction, split=split),
+            runtime_env=runtime_env,
+        )
+        ds = ds.map_batches(
             Featurize, fn_constructor_kwargs={"tags_ref": tags_ref, "vocab_uri": vocab_uri, "k": config.k},
             batch_size=32, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
+            runtime_env=runtime_env,
         )  # fmt: skip
+        # A small corpus is featurised once, before training, on every core; a large one streams
+        # (features are recomputed each epoch while the GPUs train).
+        out[split] = ds.materialize() if config.cache_features else ds
     return out
 
 
@@ -168,6 +176,12 @@ def _build(config: PretrainConfig, rank: int, world: int, gather: Any) -> tuple[
     optimizer, scheduler = build_optimizer(model, config.optimizer, lr=config.lr, warmup_steps=config.warmup_steps,
                                            lr_steps=config.lr_steps, lr_epochs=config.lr_epochs)  # fmt: skip
     return model, optimizer, scheduler
+
+
+def build_model(config: PretrainConfig) -> Any:
+    """The pretraining model as the run's workers build it before training (the same seed, so the
+    random-init encoder is the one the run started from)."""
+    return _build(config, 0, 1, lambda x: x)[0]
 
 
 def _tokenizers(config: PretrainConfig) -> dict[str, Any]:
@@ -389,6 +403,21 @@ class _Writer:
 # --- the trainer ------------------------------------------------------------------------------
 
 
+def _portable(fs: Any) -> Any:
+    """An S3 filesystem whose endpoint and credentials travel with it when pickled (s3fs pickles
+    its constructor arguments; one built from the environment would look for them again)."""
+    if "s3" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return fs
+    import s3fs
+
+    env = store_env()
+    return s3fs.S3FileSystem(
+        endpoint_url=env.get("AWS_ENDPOINT_URL"), key=env.get("AWS_ACCESS_KEY_ID"),
+        secret=env.get("AWS_SECRET_ACCESS_KEY"), token=env.get("AWS_SESSION_TOKEN"),
+        client_kwargs={"region_name": env["AWS_DEFAULT_REGION"]} if "AWS_DEFAULT_REGION" in env else {},
+    )  # fmt: skip
+
+
 def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name: str,
         lineage: dict[str, Any], init_from: str | None = None, accelerator_type: str | None = None) -> Any:  # fmt: skip
     """Run (or resume: same `name` and `storage`) a training run; returns Ray Train's Result."""
@@ -402,8 +431,10 @@ def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name:
     if is_local(fs):
         Path(path).mkdir(parents=True, exist_ok=True)
         storage_path, storage_fs = str(Path(path).resolve()), None
-    else:  # the store's own fsspec filesystem, so credentials and endpoints match the store's
-        storage_path, storage_fs = path, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
+    else:  # the store's filesystem, with its settings spelled out: Ray Train's controller and
+        # workers unpickle it in processes that may not share this environment
+        storage_path = path
+        storage_fs = pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(_portable(fs)))
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={
@@ -422,6 +453,7 @@ def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name:
             storage_path=storage_path,
             storage_filesystem=storage_fs,
             failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
+            worker_runtime_env={"env_vars": store_env()},
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=config.keep_checkpoints,
                 checkpoint_score_attribute="val_loss",

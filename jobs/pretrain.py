@@ -64,15 +64,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--text-model", default=None, help="contrastive text tower (id or path)")
     parser.add_argument("--name", default=None, help="run name (default <corpus>-<objective>-k<K>)")
     parser.add_argument("--init-from", default=None, help="warm start from a checkpoint folder URI")
+    parser.add_argument(
+        "--cache", default="./.uts-cache/demo", help="embedded default: demo package cache"
+    )
+    parser.add_argument("--probe", action=argparse.BooleanOptionalAction, default=None,
+                        help="after training, probe the encoder on the demo tasks (default: on for the demo corpus)")  # fmt: skip
     return parser.parse_args(argv)
 
 
-def make_demo_inputs(store: Store, vocab_name: str) -> None:
+def make_demo_inputs(store: Store, vocab_name: str, cache: str) -> None:
     """The embedded default's inputs, made in order when missing (each step is a no-op when done)."""
-    from jobs import build_vocab, caption, ingest, tag
+    from jobs import build_vocab, caption, ingest, tag, tasks
 
     steps: list[tuple[str, Any, list[str]]] = [
-        ("ingest", ingest.main, ["--store", store.root_uri, "--corpus", DEMO, "--source", "demo"]),
+        (
+            "ingest",
+            ingest.main,
+            ["--store", store.root_uri, "--corpus", DEMO, "--source", "demo", "--cache", cache],
+        ),
+        ("tasks", tasks.main, ["--store", store.root_uri, "--corpus", DEMO]),
         (
             "caption",
             caption.main,
@@ -126,11 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     store = Store(args.store)
     vocab_name = args.vocab or f"{args.corpus}-uts"
-    if args.corpus == DEMO and args.vocab is None:
-        make_demo_inputs(store, vocab_name)
     config = preset(args.preset, k=args.k, objective=args.objective, lam=args.lam, num_workers=args.num_workers,
                     use_gpu=args.use_gpu, max_steps=args.max_steps, batch_seconds=args.batch_seconds,
                     tokenizer=args.tokenizer, text_model=args.text_model)  # fmt: skip
+    from cluster.runtime import ensure_ray
+    from cluster.train import fit, make_datasets
+
+    # Before anything else starts Ray: logical CPUs for the data workers (one per core), one per
+    # training worker, and headroom, or the workers would wait for CPUs the data actors hold.
+    ensure_ray(num_cpus=(os.cpu_count() or 1) + config.num_workers + 2, log_to_driver=True)
+    if args.corpus == DEMO and args.vocab is None:
+        make_demo_inputs(store, vocab_name, args.cache)
     prepared = prepare(store, args, config, vocab_name)
     if isinstance(prepared, str):
         print(f"error: {prepared}", file=sys.stderr)
@@ -138,14 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     shards, tags, lineage = prepared
     name = args.name or f"{args.corpus}-{config.objective}-k{config.k}"
 
-    from cluster.runtime import ensure_ray
-    from cluster.train import fit, make_datasets
-
-    # Logical CPUs: the cores for data workers, plus one per training worker, plus headroom.
-    ensure_ray(num_cpus=(os.cpu_count() or 1) + config.num_workers + 2, log_to_driver=True)
     datasets = make_datasets(shards, tags, store.uri("vocab", vocab_name), config)
     print(f"pretraining {name}: {config.objective}, K={config.k}, preset {args.preset}, "
           f"{config.num_workers} worker(s), {config.max_steps} steps -> {store.uri('runs', name)}", file=sys.stderr)  # fmt: skip
+    probe = args.probe if args.probe is not None else args.corpus == DEMO
+    done = finished_checkpoint(store, name, config.max_steps)
+    if done is not None:
+        print(
+            f"run {name} is complete at step {config.max_steps} ({done}); a larger --max-steps continues it"
+        )
+        if probe:
+            print(probe_table(store, args.corpus, config, done))
+        return 0
     started = time.monotonic()
     try:
         result = fit(config, datasets=datasets, storage=store.uri("runs"), name=name, lineage=lineage,
@@ -159,7 +179,108 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "val_loss": metrics.get("val_loss"), "val_tag_map": metrics.get("val_tag_map"),
                       "audio_hours": metrics.get("audio_hours"), "checkpoint": checkpoint,
                       "wall_s": round(time.monotonic() - started, 1)}, indent=2))  # fmt: skip
+    if probe and checkpoint:
+        print(probe_table(store, args.corpus, config, checkpoint))
     return 0
+
+
+def finished_checkpoint(store: Store, name: str, max_steps: int) -> str | None:
+    """The checkpoint of run `name` that reached `max_steps`, if the run got that far."""
+    best: tuple[int, str] | None = None
+    for state in store.fs.glob(join_uri(store.path("runs", name), "checkpoint_*", "state.json")):
+        with store.fs.open(state) as f:
+            step = int(json.load(f)["step"])
+        if best is None or step > best[0]:
+            best = (step, state.rsplit("/", 1)[0])
+    return best[1] if best is not None and best[0] >= max_steps else None
+
+
+def probe_table(store: Store, corpus: str, config: PretrainConfig, checkpoint: str) -> str:
+    """The probe table of a checkpoint: from its probe.json, or probed now and saved there."""
+    target = join_uri(checkpoint, "probe.json")
+    if store.fs.exists(target):
+        with store.fs.open(target) as f:
+            return format_probe(json.load(f))
+    results = minimal_probe(store, corpus, config, checkpoint)
+    if results is None:
+        return "(no probe tasks in the store: run jobs/tasks.py to compare encoders)"
+    with store.fs.open(target, "w") as f:
+        f.write(json.dumps(results, indent=2) + "\n")
+    return format_probe(results)
+
+
+def minimal_probe(
+    store: Store, corpus: str, config: PretrainConfig, checkpoint: str
+) -> dict[str, Any] | None:
+    """The trained encoder and the random-init encoder of the same architecture on every probe
+    task in <store>/tasks (a local store), by the log-mel baseline's protocol; None without tasks."""
+    import torch
+
+    from cluster.train import build_model
+    from uts.audio import decode_flac
+    from uts.data import iter_clip_batches
+    from uts.probe.encoder import embed, probe_tasks
+    from uts.probe.tasks import read_task
+
+    root = Path(store.path("tasks"))
+    names = (
+        sorted(p.name for p in root.iterdir() if (p / "baseline.json").exists())
+        if root.is_dir()
+        else []
+    )
+    if not names:
+        return None
+    wanted = {clip for name in names for split in read_task(root / name)[2].values()
+              for part in split.values() for clip in part}  # fmt: skip
+    ids, waves = [], []
+    for batch in iter_clip_batches(store.uri("corpora", corpus), columns=["clip_id", "audio"]):
+        for clip_id, audio in zip(
+            batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+        ):
+            if clip_id in wanted:
+                ids.append(clip_id)
+                waves.append(decode_flac(audio))
+    random_init = build_model(config).encoder
+    trained = build_model(config)
+    with store.fs.open(join_uri(checkpoint, "model.pt"), "rb") as f:
+        trained.load_state_dict(torch.load(f, map_location="cpu"))
+    print(
+        f"probing {len(names)} task(s) on {len(ids):,} clips: trained vs random-init vs log-mel",
+        file=sys.stderr,
+    )
+    return {
+        "random-init": probe_tasks(
+            root, names, dict(zip(ids, embed(random_init, waves), strict=True))
+        ),
+        "trained": probe_tasks(
+            root, names, dict(zip(ids, embed(trained.encoder, waves), strict=True))
+        ),
+    }
+
+
+def format_probe(results: dict[str, Any]) -> str:
+    """One row per task: majority, log-mel, random-init and trained (mean +- std over seeds)."""
+    names = sorted(results["trained"])
+    lines = [
+        f"{'task':<26} {'metric':<9} {'majority':>8} {'log-mel':>15} {'random-init':>15} {'trained':>15}"
+    ]
+    means: dict[str, list[float]] = {"logmel": [], "random-init": [], "trained": []}
+    for name in names:
+        row = results["trained"][name]
+        cells = {
+            "logmel": row["logmel"],
+            "random-init": results["random-init"][name]["score"],
+            "trained": row["score"],
+        }
+        for key, value in cells.items():
+            means[key].append(value["mean"])
+        text = "  ".join(f"{v['mean']:.3f} +- {v['std']:.3f}" for v in cells.values())
+        lines.append(f"{name:<26} {row['metric']:<9} {row['majority']['mean']:>8.3f}  {text}")
+    lines.append(
+        f"{'mean of tasks':<26} {'':<9} {'':>8}  "
+        + "  ".join(f"{sum(v) / len(v):>15.3f}" for v in means.values())
+    )
+    return "\n".join(lines)
 
 
 def prepare(

@@ -34,9 +34,10 @@ def test_quickstart_is_two_commands_and_ci_runs_the_test_one() -> None:
 
 
 @pytest.mark.slow
-def test_make_demo_builds_corpus_tasks_and_vocabulary(tmp_path: Path) -> None:
+def test_make_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     """The README's main command, for real: Debian packages (cached in .uts-cache/), the demo
-    corpus, its probe tasks and the vocabulary; then a rerun that finds everything up to date."""
+    corpus, its probe tasks, captions, tags, vocabulary, the demo pretraining run and its probe
+    table; then a rerun that finds everything done."""
     store = tmp_path / "store"
     # Use this interpreter's environment and skip the set-up step (the test run already has it).
     make = ["make", "-C", str(ROOT), "-o", ".venv/.installed", f"BIN={Path(sys.executable).parent}"]
@@ -47,7 +48,17 @@ def test_make_demo_builds_corpus_tasks_and_vocabulary(tmp_path: Path) -> None:
     assert corpus["domains"]["music"] >= 500 and corpus["domains"]["environment"] >= 300
     for task in ("speaker_id", "pitch", "environment_category", "sound_attributes"):
         assert (store / "tasks" / task / "baseline.json").exists()
-    vocab = load_vocab(str(store / "vocab" / "demo"))
-    assert vocab.n_clips > 300 and len(vocab) > 100
+    vocab = load_vocab(str(store / "vocab" / "demo-uts"))
+    assert vocab.n_clips > 300 and len(vocab) >= 300
+    (checkpoint,) = [p for p in (store / "runs" / "demo-mtc-k300").glob("checkpoint_*")
+                     if p.is_dir() and json.loads((p / "state.json").read_text())["step"] == 300]  # fmt: skip
+    lineage = json.loads((checkpoint / "lineage.json").read_text())
+    assert (
+        lineage["corpus"]["fingerprint"] == corpus["fingerprint"] and lineage["vocab"]["k"] == 300
+    )
+    probe = json.loads((checkpoint / "probe.json").read_text())
+    assert set(probe) == {"random-init", "trained"} and "speaker_id" in probe["trained"]
+    assert "random-init" in first.stdout and "mean of tasks" in first.stdout
     again = subprocess.run([*make, "demo", f"STORE={store}"], capture_output=True, text=True)
-    assert again.returncode == 0 and again.stdout.count("up to date") == 2, again.stdout
+    assert again.returncode == 0 and "is complete at step 300" in again.stdout, again.stdout[-2000:]
+    assert "mean of tasks" in again.stdout

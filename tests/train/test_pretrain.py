@@ -81,3 +81,53 @@ def test_bad_input_is_refused_before_training(
     )
     assert "run jobs/ingest.py" in capsys.readouterr().err
     assert not (tagged_store / "runs" / "c-ar-k6").exists()
+
+
+def test_a_killed_worker_resumes_from_the_last_checkpoint(
+    ray_session: Any, tagged_store: Path
+) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    outcome: dict[str, int] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.setdefault("code", pretrain.main(smoke(tagged_store, "--name", "kill", "--max-steps", "24"))),
+    )  # fmt: skip
+    worker.start()
+    run = tagged_store / "runs" / "kill"
+    deadline = time.monotonic() + 300
+    while not checkpoints(run) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert checkpoints(run), "no checkpoint within 5 minutes"
+    victims = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+               if p.exists() and b"ray::RayTrainWorker" in _read(p)]  # fmt: skip
+    assert victims
+    os.kill(victims[0], signal.SIGKILL)
+    worker.join(timeout=600)
+    assert outcome.get("code") == 0
+    history = json.loads((checkpoints(run)[-1] / "lineage.json").read_text())["metrics"]
+    steps = [m["step"] for m in history]
+    assert steps == sorted(set(steps)) and steps[-1] == 24  # finished, no step counted twice
+
+
+def test_the_store_can_be_s3(ray_session: Any, tagged_store: Path, s3_bucket: str) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    for name in ("corpora", "captions", "tags", "vocab"):
+        fs.put(str(tagged_store / name), f"{s3_bucket}/uts/{name}", recursive=True)
+    store = f"{s3_bucket}/uts"
+    assert pretrain.main(smoke(store, "--name", "s3run", "--max-steps", "6")) == 0
+    saved = [p for p in fs.ls(f"{s3_bucket}/uts/runs/s3run") if "checkpoint_" in p and fs.isdir(p)]
+    assert len(saved) == 1
+    lineage = json.loads(fs.cat(f"{saved[0]}/lineage.json"))
+    assert lineage["metrics"][-1]["step"] == 6
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process ended while we looked
+        return b""
