@@ -144,6 +144,17 @@ class _Collective:
 
         return self._reduce(value, dist.ReduceOp.SUM if self.world > 1 else None)
 
+    def each(self, value: float) -> list[float]:
+        """Every rank's value, in rank order."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        slots = torch.zeros(self.world, dtype=torch.float64, device=self.device)
+        slots[dist.get_rank()] = value
+        dist.all_reduce(slots, op=dist.ReduceOp.SUM)
+        return [float(v) for v in slots.tolist()]
+
     def gather_padded(self, x: torch.Tensor) -> torch.Tensor:
         """All ranks' rows (each padded with zero rows to the largest batch); this rank's rows
         keep their gradient. (B, D) -> (B_max * world, D)."""
@@ -246,7 +257,7 @@ def train_loop(payload: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from uts.train import train_step
+    from uts.train import SkipGuard, train_step
     from uts.train.batching import duration_batches
     from uts.train.features import collate
 
@@ -272,7 +283,7 @@ def train_loop(payload: dict[str, Any]) -> None:
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
     writer = _Writer(payload["run_dir"]) if rank == 0 else None
-    consecutive_bad = 0
+    guard = SkipGuard(limit=3)
     batches: Iterator[list[dict[str, Any]]] | None = None
     window_start, window_wait, window_seconds = time.perf_counter(), 0.0, 0.0
     while state["step"] < config.max_steps:
@@ -293,16 +304,10 @@ def train_loop(payload: dict[str, Any]) -> None:
         batch = _to(collate(group, num_tags=config.k, **tokenizers), device)
         metrics = train_step(model, batch, optimizer, scheduler=scheduler, scaler=scaler,
                              autocast_dtype=torch.float16 if use_fp16 else None, agree=collective.all_true)  # fmt: skip
+        guard.update(bool(metrics["skipped"]), step=state["step"] + 1, clip_ids=batch["clip_ids"])
         if metrics["skipped"]:
             state["skipped"] += 1
-            consecutive_bad += 1
-            if consecutive_bad >= 3:
-                raise FloatingPointError(
-                    f"non-finite loss 3 steps in a row (last at step {state['step'] + 1}); "
-                    f"clips of that batch on rank {rank}: {batch['clip_ids'][:20]}"
-                )
             continue
-        consecutive_bad = 0
         seconds = collective.sum(float(batch["feat_lens"].sum()) / 100)
         state["step"] += 1
         state["audio_seconds"] += seconds
@@ -310,13 +315,15 @@ def train_loop(payload: dict[str, Any]) -> None:
         step = state["step"]
         if step % config.log_every == 0 or step == config.max_steps:
             elapsed = time.perf_counter() - window_start
-            wait_fraction = collective.sum(window_wait / max(elapsed, 1e-9)) / world
+            waits = collective.each(window_wait / max(elapsed, 1e-9))  # share of time spent waiting
             line = {**{k: v for k, v in metrics.items() if k != "skipped"},
-                    "audio_s_per_s": window_seconds / max(elapsed, 1e-9), "data_wait": wait_fraction}  # fmt: skip
+                    "audio_s_per_s": window_seconds / max(elapsed, 1e-9), "data_wait": sum(waits) / world,
+                    **{f"data_wait/rank{r}": w for r, w in enumerate(waits)}}  # fmt: skip
             if writer is not None:
                 writer.scalars(step, line)
                 print(f"step {step}/{config.max_steps} loss {line['loss']:.4f} lr {line['lr']:.2e} "
-                      f"{line['audio_s_per_s']:,.0f} audio-s/s data-wait {wait_fraction:.0%}", flush=True)  # fmt: skip
+                      f"{line['audio_s_per_s']:,.0f} audio-s/s data-wait {line['data_wait']:.0%} "
+                      f"(max {max(waits):.0%})", flush=True)  # fmt: skip
             window_start, window_wait, window_seconds = time.perf_counter(), 0.0, 0.0
         if step % config.checkpoint_every == 0 or step == config.max_steps:
             report = {"step": step, "epoch": state["epoch"], "loss": metrics["loss"],

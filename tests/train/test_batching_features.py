@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uts.audio.fbank import NUM_MEL_BINS
+from uts.models.zipformer import Zipformer
 from uts.train.batching import duration_batches
 from uts.train.config import PRESETS, PretrainConfig, preset
 from uts.train.features import collate
@@ -74,3 +75,37 @@ def test_presets_load_and_split_the_batch() -> None:
     assert preset("smoke", k=7, objective=None).k == 7
     with pytest.raises(KeyError, match="known"):
         preset("huge")
+
+
+def test_non_finite_steps_are_skipped_and_three_in_a_row_stop() -> None:
+    from uts.models.zipformer import preset as zipformer
+    from uts.objectives import MTC, Pretrainer
+    from uts.train import SkipGuard, build_optimizer, train_step
+
+    torch.manual_seed(0)
+    model = Pretrainer(
+        Zipformer(zipformer("xs", dropout=0.0, layer_skip=0.0)), MTC(128, 4, dropout=0.0)
+    )
+    optimizer, _ = build_optimizer(model, "adamw", warmup_steps=1)
+    batch = {"feats": torch.randn(2, 120, NUM_MEL_BINS), "feat_lens": torch.tensor([120, 100]),
+             "targets": torch.eye(2, 4)}  # fmt: skip
+    before = [p.detach().clone() for p in model.parameters()]
+    bad = {**batch, "feats": batch["feats"].clone().fill_(float("nan"))}
+    metrics = train_step(model, bad, optimizer)
+    assert metrics["skipped"] == 1.0
+    assert all(
+        torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)
+    )  # no update
+    # one rank finite, another not: agree() says skip, and this rank skips too
+    assert train_step(model, batch, optimizer, agree=lambda finite: False)["skipped"] == 1.0
+    assert train_step(model, batch, optimizer)["skipped"] == 0.0  # and a good step still learns
+    guard = SkipGuard(limit=3)
+    guard.update(True, step=1, clip_ids=["a"])
+    guard.update(False, step=2, clip_ids=["b"])
+    guard.update(True, step=3, clip_ids=["c"])
+    guard.update(True, step=4, clip_ids=["d"])
+    with pytest.raises(
+        FloatingPointError, match=r"3 steps in a row \(last at step 5\).*'e1', 'e2'"
+    ):
+        guard.update(True, step=5, clip_ids=["e1", "e2"])
+    assert guard.total == 4

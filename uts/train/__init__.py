@@ -1,6 +1,6 @@
 """Training: optimisers and schedules, and the one training step."""
 
 from uts.train.optim import Eden, ScaledAdam, build_optimizer
-from uts.train.step import train_step
+from uts.train.step import SkipGuard, train_step
 
-__all__ = ["Eden", "ScaledAdam", "build_optimizer", "train_step"]
+__all__ = ["Eden", "ScaledAdam", "SkipGuard", "build_optimizer", "train_step"]

@@ -6,7 +6,7 @@ the Ray Train loop and the tests call the same function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import torch
@@ -14,7 +14,7 @@ from torch import nn
 
 from uts.objectives.base import Batch, Pretrainer
 
-__all__ = ["train_step"]
+__all__ = ["SkipGuard", "train_step"]
 
 
 def train_step(
@@ -68,3 +68,24 @@ def train_step(
         skipped=0.0,
     )  # fmt: skip
     return metrics
+
+
+class SkipGuard:
+    """Counts skipped (non-finite) steps; `limit` in a row is an error that names the step and the
+    batch's clips, because by then the run is diverging, not unlucky."""
+
+    def __init__(self, limit: int = 3) -> None:
+        self.limit, self.in_a_row, self.total = limit, 0, 0
+
+    def update(self, skipped: bool, *, step: int, clip_ids: Sequence[str]) -> None:
+        """Raises FloatingPointError on the `limit`-th skipped step in a row."""
+        if not skipped:
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        self.total += 1
+        if self.in_a_row >= self.limit:
+            raise FloatingPointError(
+                f"non-finite loss {self.limit} steps in a row (last at step {step}); "
+                f"clips of that batch: {list(clip_ids)[:20]}"
+            )
