@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/llm_stage.py
 	$(BIN)/python benchmarks/encoder.py
+	$(BIN)/python benchmarks/pretrain.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -285,7 +285,14 @@ def train_loop(payload: dict[str, Any]) -> None:
     writer = _Writer(payload["run_dir"]) if rank == 0 else None
     guard = SkipGuard(limit=3)
     batches: Iterator[list[dict[str, Any]]] | None = None
+    if payload.get("preload"):  # benchmark reference: one epoch in memory, cycled, no data work
+        import itertools
+
+        memory = list(duration_batches(_examples(train_shard), lambda e: e["frames"] / 100,
+                                       max_seconds=config.per_worker_seconds(), window=config.bucket_window))  # fmt: skip
+        batches = itertools.cycle(memory)
     window_start, window_wait, window_seconds = time.perf_counter(), 0.0, 0.0
+    span_start, span_wait, span_seconds = window_start, 0.0, 0.0  # since the last report
     while state["step"] < config.max_steps:
         if batches is None:
             scheduler.set_epoch(state["epoch"])
@@ -295,6 +302,7 @@ def train_loop(payload: dict[str, Any]) -> None:
         waited = time.perf_counter()
         group = next(batches, None)
         window_wait += time.perf_counter() - waited
+        span_wait += time.perf_counter() - waited
         if not collective.all_true(group is not None):  # an epoch ends for every rank at once
             for _ in batches:
                 pass
@@ -312,6 +320,7 @@ def train_loop(payload: dict[str, Any]) -> None:
         state["step"] += 1
         state["audio_seconds"] += seconds
         window_seconds += seconds
+        span_seconds += seconds
         step = state["step"]
         if step % config.log_every == 0 or step == config.max_steps:
             elapsed = time.perf_counter() - window_start
@@ -326,14 +335,17 @@ def train_loop(payload: dict[str, Any]) -> None:
                       f"(max {max(waits):.0%})", flush=True)  # fmt: skip
             window_start, window_wait, window_seconds = time.perf_counter(), 0.0, 0.0
         if step % config.checkpoint_every == 0 or step == config.max_steps:
+            span = max(time.perf_counter() - span_start, 1e-9)
             report = {"step": step, "epoch": state["epoch"], "loss": metrics["loss"],
-                      "skipped_steps": state["skipped"], "audio_hours": state["audio_seconds"] / 3600}  # fmt: skip
+                      "skipped_steps": state["skipped"], "audio_hours": state["audio_seconds"] / 3600,
+                      "audio_s_per_s": span_seconds / span, "data_wait": collective.sum(span_wait / span) / world}  # fmt: skip
             report.update(_validate(model, val_shard, config, tokenizers, collective, device))
             state["history"].append(report)
             if writer is not None:
                 writer.scalars(step, {k: v for k, v in report.items() if k.startswith("val_")})
             _report(report, model, optimizer, scheduler, scaler, state, payload, rank)
             window_start, window_wait, window_seconds = time.perf_counter(), 0.0, 0.0
+            span_start, span_wait, span_seconds = window_start, 0.0, 0.0
     if writer is not None:
         writer.close()
 
@@ -426,7 +438,8 @@ def _portable(fs: Any) -> Any:
 
 
 def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name: str,
-        lineage: dict[str, Any], init_from: str | None = None, accelerator_type: str | None = None) -> Any:  # fmt: skip
+        lineage: dict[str, Any], init_from: str | None = None, accelerator_type: str | None = None,
+        preload: bool = False) -> Any:  # fmt: skip
     """Run (or resume: same `name` and `storage`) a training run; returns Ray Train's Result."""
     import pyarrow.fs
     import ray.train
@@ -449,6 +462,7 @@ def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name:
             "lineage": lineage,
             "init_from": init_from,
             "run_dir": storage.rstrip("/") + "/" + name,
+            "preload": preload,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.num_workers,
