@@ -23,7 +23,7 @@ import pyarrow as pa
 from cluster.runtime import ensure_ray
 from uts.llm.chat import LABELS_SCHEMA, Reply, Sampling
 from uts.llm.client import ClientConfig, complete_many
-from uts.llm.model_stage import Ledger, StageSpec, plan_round
+from uts.llm.model_stage import Ledger, StageSpec, plan_round, read_table
 from uts.llm.stage import finish_stage
 
 __all__ = [
@@ -207,9 +207,7 @@ class VLLMBackend:
 
 def _load(item: dict[str, Any], spec: StageSpec) -> list[dict[str, Any]]:
     """One shard item -> the rows to ask the model, with their messages (runs on a CPU worker)."""
-    from uts.llm.model_stage import _read
-
-    table = _read(item["source"], spec.load_columns)
+    table = read_table(item["source"], spec.load_columns)
     wanted = set(item["ask"])
     reasons = dict(item["reasons"])
     rows = []

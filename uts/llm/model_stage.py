@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from uts.llm.stage import part_name, write_part
 from uts.store import join_uri, open_fs
 
-__all__ = ["PENDING", "Ledger", "ShardWork", "StageSpec", "plan_round"]
+__all__ = ["PENDING", "Ledger", "ShardWork", "StageSpec", "plan_round", "read_table"]
 
 PENDING = "_pending"  # pyarrow and our part-* globs skip "_" folders: readers never see these
 
@@ -74,7 +74,13 @@ def pending_uri(target: str) -> str:
     return join_uri(head, PENDING, name)
 
 
-def _read(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
+def _exists(uri: str) -> bool:
+    fs, path = open_fs(uri)
+    return bool(fs.exists(path))
+
+
+def read_table(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """One parquet file (any store URI), optionally some columns."""
     fs, path = open_fs(uri)
     with fs.open(path, "rb") as f:
         return pq.read_table(f, columns=list(columns) if columns else None)
@@ -86,19 +92,20 @@ def plan_round(
     """What every unfinished shard needs now. Shards with a part are done; a pending file gives
     the rows to retry; otherwise the source shard is planned from scratch. `limit` keeps the first
     N rows of the corpus (in shard order), the same N on every run."""
-    fs, _ = open_fs(out_uri)
     works, seen = [], 0
     for index, source in enumerate(sources):
         target = join_uri(out_uri, part_name(index))
         remaining = None if limit is None else max(limit - seen, 0)
-        if fs.exists(open_fs(target)[1]):
-            seen += pq.ParquetFile(fs.open(open_fs(target)[1], "rb")).metadata.num_rows
+        if _exists(target):
+            fs, path = open_fs(target)
+            with fs.open(path, "rb") as f:
+                seen += pq.ParquetFile(f).metadata.num_rows
             _remove(pending_uri(target))  # left over from a kill between commit and cleanup
             continue
         work = ShardWork(index=index, source=source, target=target)
         pending = pending_uri(target)
-        if fs.exists(open_fs(pending)[1]):
-            rows = _read(pending).to_pylist()
+        if _exists(pending):
+            rows = read_table(pending).to_pylist()
             for row in rows:
                 if row.pop("retry"):
                     work.ask.append(row["clip_id"])
@@ -108,7 +115,7 @@ def plan_round(
             work.attempt = 1
             seen += len(rows)
         else:
-            planned = spec.plan(_read(source, spec.plan_columns))
+            planned = spec.plan(read_table(source, spec.plan_columns))
             planned = planned if remaining is None else planned[:remaining]
             for clip_id, final in planned:
                 if final is None:
