@@ -109,3 +109,25 @@ def test_non_finite_steps_are_skipped_and_three_in_a_row_stop() -> None:
     ):
         guard.update(True, step=5, clip_ids=["e1", "e2"])
     assert guard.total == 4
+
+
+def test_featurize_matches_fbank_of_each_clip_alone() -> None:
+    from uts.audio.fbank import Fbank
+    from uts.audio.io import decode_flac, encode_flac
+    from uts.tags.vocab import Vocabulary
+    from uts.train.features import featurize
+
+    rng = np.random.default_rng(0)
+    rows = [{"clip_id": f"k{i}", "duration_s": n / 16000, "audio": encode_flac(0.3 * rng.standard_normal(n).astype(np.float32))}
+            for i, n in enumerate([48000, 16000, 32000])]  # fmt: skip
+    vocab = Vocabulary(tags=("dog", "rain", "car"), df=(3, 2, 1), score=(3.0, 2.0, 1.0), n_clips=5)
+    examples = featurize(rows, {"k0": ["rain"], "k1": ["car", "zebra"]}, vocab)
+    assert [e["clip_id"] for e in examples] == ["k1", "k2", "k0"]  # shortest first
+    for example in examples:
+        row = next(r for r in rows if r["clip_id"] == example["clip_id"])
+        alone, n = Fbank()([decode_flac(row["audio"])])
+        got = np.frombuffer(example["feats"], np.float32).reshape(-1, NUM_MEL_BINS)
+        assert example["frames"] == int(n[0]) == len(got)
+        # the last frame may differ (padding vs reflection at the clip's end); the rest match
+        np.testing.assert_allclose(got[:-1], alone[0, : int(n[0]) - 1].numpy(), atol=1e-4)
+    assert {e["clip_id"]: e["targets"] for e in examples} == {"k0": [1], "k1": [2], "k2": []}

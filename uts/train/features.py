@@ -29,9 +29,10 @@ def featurize(
     rows: Sequence[Mapping[str, Any]], tags: Mapping[str, Sequence[str]], vocab: Vocabulary,
     fbank: Fbank | None = None,
 ) -> list[Example]:  # fmt: skip
-    """Corpus rows (clip_id, audio, duration_s) -> examples. `tags` maps clip id -> its tags;
-    columns are the vocabulary's (at its K), tags outside it are ignored."""
+    """Corpus rows (clip_id, audio, duration_s) -> examples, shortest first. `tags` maps clip id ->
+    its tags; columns are the vocabulary's (at its K), tags outside it are ignored."""
     fbank = fbank or Fbank()
+    rows = sorted(rows, key=lambda r: float(r["duration_s"]))  # similar lengths share a group
     waves = [decode_flac(row["audio"]) for row in rows]
     out = []
     for start in range(0, len(waves), 16):  # fbank in small groups: padding stays small
