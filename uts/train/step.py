@@ -7,12 +7,11 @@ the Ray Train loop and the tests call the same function.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import cast
 
 import torch
 from torch import nn
 
-from uts.objectives.base import Batch, Pretrainer
+from uts.objectives.base import Batch
 
 __all__ = ["SkipGuard", "train_step"]
 
@@ -37,13 +36,11 @@ def train_step(
     Returns the objective's metrics plus `loss`, `grad_norm`, `lr` and `skipped`.
     """
     model.train()
-    pretrainer = cast(Pretrainer, getattr(model, "module", model))
     device_type = batch["feats"].device.type
     with torch.autocast(
         device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
     ):
-        outputs = model(batch)
-        result: tuple[torch.Tensor, dict[str, float]] = pretrainer.objective.loss(batch, outputs)  # type: ignore[operator]
+        result: tuple[torch.Tensor, dict[str, float]] = model(batch, with_loss=True)
     loss, metrics = result
     optimizer.zero_grad(set_to_none=True)
     if not agree(bool(torch.isfinite(loss.detach()))):
