@@ -22,11 +22,17 @@ import sys
 from collections.abc import Sequence
 
 from cluster.parallel import mapper_for
-from jobs.llm_args import add_model_args, check_model_args, make_backend, model_id, sampling
+from jobs.llm_args import (
+    add_model_args,
+    check_model_args,
+    model_id,
+    run_with_model,
+    sampling,
+    summary_line,
+)
 from uts import __version__
 from uts.data import list_shards
 from uts.llm.backends import CORPUS_COLUMNS, caption_spec, corpus_captions
-from uts.llm.client import EndpointError
 from uts.llm.parse import PARSER_VERSION
 from uts.llm.stage import fingerprint, run_stage, versions
 from uts.store import Store
@@ -82,20 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             meta=meta,
         )  # fmt: skip
     else:
-        from cluster.llm import run_model_stage
-
-        try:
-            backend = make_backend(args, "caption", chosen)
-        except EndpointError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        result = run_with_model(args, "caption", chosen, caption_spec(), shards, out, meta)
+        if result is None:
             return 2
-        summary = run_model_stage(
-            caption_spec(), shards, out, backend, meta=meta,
-            limit=args.limit,
-        )  # fmt: skip
-    rate = summary.get("rows_per_s_this_run")
-    print(f"captions {fp}: {summary['rows']:,} rows {summary['statuses']}"
-          f"{f', {rate:,} rows/s this run' if rate else ''}; wrote {out}")  # fmt: skip
+        summary = result
+    print(summary_line("captions", fp, summary, out))
     return 0
 
 

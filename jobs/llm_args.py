@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from uts.llm.chat import Sampling
-from uts.llm.client import ClientConfig, check_endpoint
+from uts.llm.client import ClientConfig, EndpointError, check_endpoint
+from uts.llm.model_stage import StageSpec
 
 DEFAULT_MODELS = {"caption": "Qwen/Qwen3-Omni-30B-A3B-Captioner", "tag": "Qwen/Qwen2.5-7B-Instruct"}
 DEFAULT_MAX_TOKENS = {"caption": 1024, "tag": 256}
@@ -117,3 +120,26 @@ def make_backend(args: argparse.Namespace, stage: str, chosen: Sampling) -> Any:
                        audio=stage == "caption", batch_size=args.batch_size,
                        concurrency=args.concurrency or 1, tensor_parallel_size=args.tensor_parallel_size,
                        accelerator_type=args.accelerator_type, max_model_len=args.max_model_len)  # fmt: skip
+
+
+def run_with_model(
+    args: argparse.Namespace, stage: str, chosen: Sampling, spec: StageSpec, sources: Sequence[str],
+    out: str, meta: Mapping[str, Any],
+) -> dict[str, Any] | None:  # fmt: skip
+    """Run a model stage with the chosen backend; None (the error printed) when the endpoint is
+    unusable, so the job exits 2 before any work."""
+    from cluster.llm import run_model_stage
+
+    try:
+        backend = make_backend(args, stage, chosen)
+    except EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    return run_model_stage(spec, sources, out, backend, meta=meta, limit=args.limit)
+
+
+def summary_line(label: str, fp: str, summary: Mapping[str, Any], out: str) -> str:
+    """The end-of-job line: rows per status, rows/s of this run, where the output went."""
+    rate = summary.get("rows_per_s_this_run")
+    return (f"{label} {fp}: {summary['rows']:,} rows {summary['statuses']}"
+            f"{f', {rate:,} rows/s this run' if rate else ''}; wrote {out}")  # fmt: skip

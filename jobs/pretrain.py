@@ -217,8 +217,7 @@ def minimal_probe(
     import torch
 
     from cluster.train import build_model
-    from uts.audio import decode_flac
-    from uts.data import iter_clip_batches
+    from uts.data import load_waves
     from uts.probe.encoder import embed, probe_tasks
     from uts.probe.tasks import read_task
 
@@ -232,14 +231,7 @@ def minimal_probe(
         return None
     wanted = {clip for name in names for split in read_task(root / name)[2].values()
               for part in split.values() for clip in part}  # fmt: skip
-    ids, waves = [], []
-    for batch in iter_clip_batches(store.uri("corpora", corpus), columns=["clip_id", "audio"]):
-        for clip_id, audio in zip(
-            batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
-        ):
-            if clip_id in wanted:
-                ids.append(clip_id)
-                waves.append(decode_flac(audio))
+    ids, waves = load_waves(store.uri("corpora", corpus), wanted)
     random_init = build_model(config).encoder
     trained = build_model(config)
     with store.fs.open(join_uri(checkpoint, "model.pt"), "rb") as f:

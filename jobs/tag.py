@@ -26,10 +26,16 @@ import sys
 from collections.abc import Sequence
 
 from cluster.parallel import mapper_for
-from jobs.llm_args import add_model_args, check_model_args, make_backend, model_id, sampling
+from jobs.llm_args import (
+    add_model_args,
+    check_model_args,
+    model_id,
+    run_with_model,
+    sampling,
+    summary_line,
+)
 from uts import __version__
 from uts.llm.backends import rules_tags_table, tag_spec
-from uts.llm.client import EndpointError
 from uts.llm.parse import PARSER_VERSION
 from uts.llm.prompts import load_prompt
 from uts.llm.rules import RULES_VERSION
@@ -138,19 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sources, out, process, columns=None, mapper=mapper_for(args.workers), meta=meta
         )
     else:
-        from cluster.llm import run_model_stage
-
-        try:
-            backend = make_backend(args, "tag", chosen)
-        except EndpointError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
         spec = tag_spec(prompt, strict, language=None if args.language == "any" else "en",
                         keep_suspect=args.keep_suspect)  # fmt: skip
-        summary = run_model_stage(spec, sources, out, backend, meta=meta, limit=args.limit)
-    rate = summary.get("rows_per_s_this_run")
-    print(f"tags {fp}: {summary['rows']:,} rows {summary['statuses']}"
-          f"{f', {rate:,} rows/s this run' if rate else ''}; wrote {out}")  # fmt: skip
+        result = run_with_model(args, "tag", chosen, spec, sources, out, meta)
+        if result is None:
+            return 2
+        summary = result
+    print(summary_line("tags", fp, summary, out))
     return 0
 
 

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from uts.audio import decode_flac
-from uts.data import iter_clip_batches
+from uts.data import iter_clip_batches, load_waves
 from uts.probe.baseline import logmel_stats, run_baseline
 from uts.probe.demo_tasks import demo_tasks
 from uts.probe.tasks import Task, read_task, write_task
@@ -118,14 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _features(corpus_uri: str, clips: set[str]) -> dict[str, np.ndarray]:
-    ids, waves = [], []
-    for batch in iter_clip_batches(corpus_uri, columns=["clip_id", "audio"]):
-        for clip_id, audio in zip(
-            batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
-        ):
-            if clip_id in clips:
-                ids.append(clip_id)
-                waves.append(decode_flac(audio))
+    ids, waves = load_waves(corpus_uri, clips)
     return dict(zip(ids, logmel_stats(waves), strict=True)) if ids else {}
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uts.data.schema import REJECT_SCHEMA, SHARD_SCHEMA, Clip, Reject, clips_table
 from uts.store import SUCCESS, full_uri, join_uri, open_fs
 
-__all__ = ["ShardWriter", "iter_clip_batches", "list_shards", "write_rejects"]
+__all__ = ["ShardWriter", "iter_clip_batches", "list_shards", "load_waves", "write_rejects"]
 
 ROW_GROUP_CLIPS = 64  # ~5 MB of 5 s clips: small enough to stream, large enough to read fast
 
@@ -100,3 +102,20 @@ def iter_clip_batches(
         fs, path = open_fs(shard)
         with fs.open(path, "rb") as f:
             yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def load_waves(
+    corpus_uri: str, clip_ids: set[str]
+) -> tuple[list[str], list[npt.NDArray[np.float32]]]:
+    """The decoded 16 kHz waves of the given clips, in corpus order (ids, waves)."""
+    from uts.audio.io import decode_flac
+
+    ids, waves = [], []
+    for batch in iter_clip_batches(corpus_uri, columns=["clip_id", "audio"]):
+        for clip_id, audio in zip(
+            batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+        ):
+            if clip_id in clip_ids:
+                ids.append(clip_id)
+                waves.append(decode_flac(audio))
+    return ids, waves
