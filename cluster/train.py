@@ -26,7 +26,7 @@ import torch
 from cluster.runtime import store_env
 from uts.train.config import PretrainConfig
 
-__all__ = ["build_model", "fit", "make_datasets", "train_loop"]
+__all__ = ["fit", "make_datasets", "read_units", "train_loop"]
 
 CORPUS_COLUMNS = ["clip_id", "audio", "duration_s", "partition"]
 
@@ -39,14 +39,36 @@ def is_validation(clip_id: str, fraction: float) -> bool:
 # --- data ----------------------------------------------------------------------------------
 
 
-def _read_shard(item: dict[str, Any], *, fraction: float, split: str) -> list[dict[str, Any]]:
+def read_units(shards: list[str]) -> list[dict[str, Any]]:
+    """One read unit per parquet row group (64 clips) of every shard: Ray Data's blocks follow its
+    inputs, so units this small let every data worker take part even on a corpus of one shard.
+    Footers are read in parallel threads (one small ranged read each on an object store)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    from uts.store import open_fs
+
+    def groups(uri: str) -> list[dict[str, Any]]:
+        fs, path = open_fs(uri)
+        with fs.open(path, "rb") as f:
+            count = pq.ParquetFile(f).num_row_groups
+        return [{"source": uri, "row_group": g} for g in range(count)]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return [unit for part in pool.map(groups, shards) for unit in part]
+
+
+def _read_unit(item: dict[str, Any], *, fraction: float, split: str) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     from uts.store import open_fs
 
     fs, path = open_fs(item["source"])
     with fs.open(path, "rb") as f:
-        rows = pq.read_table(f, columns=CORPUS_COLUMNS).to_pylist()
+        rows = (
+            pq.ParquetFile(f).read_row_group(item["row_group"], columns=CORPUS_COLUMNS).to_pylist()
+        )
     want_val = split == "val"
     return [
         r
@@ -93,16 +115,18 @@ def make_datasets(
     # In a list: Ray would resolve a bare object ref before the actor's constructor sees it.
     tags_ref = [ray.put(dict(tags))]
     runtime_env = {"env_vars": store_env()}
+    units = read_units(shards)
+    pool = ray.data.ActorPoolStrategy(min_size=1, max_size=config.data_workers)
     out = {}
     for split in ("train", "val"):
-        ds = ray.data.from_items([{"source": s} for s in shards], override_num_blocks=len(shards))
+        ds = ray.data.from_items(units, override_num_blocks=len(units))
         ds = ds.flat_map(
-            functools.partial(_read_shard, fraction=config.val_fraction, split=split),
+            functools.partial(_read_unit, fraction=config.val_fraction, split=split),
             runtime_env=runtime_env,
         )
         ds = ds.map_batches(
             Featurize, fn_constructor_kwargs={"tags_ref": tags_ref, "vocab_uri": vocab_uri, "k": config.k},
-            batch_size=32, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
+            batch_size=32, batch_format="pyarrow", compute=pool,
             runtime_env=runtime_env,
         )  # fmt: skip
         # A small corpus is featurised once, before training, on every core; a large one streams
@@ -171,28 +195,13 @@ class _Collective:
 
 
 def _build(config: PretrainConfig, rank: int, world: int, gather: Any) -> tuple[Any, Any, Any]:
-    from uts.models.zipformer import preset
-    from uts.objectives import ObjectiveConfig, build_pretrainer
     from uts.train import build_optimizer
+    from uts.train.model import build_model
 
-    torch.manual_seed(config.seed)  # the same initial weights on every rank
-    objective = ObjectiveConfig(name=config.objective, num_tags=config.k, tokenizer=config.tokenizer,
-                                text_model=config.text_model, decoder_dim=config.decoder_dim,
-                                decoder_layers=config.decoder_layers, decoder_heads=config.decoder_heads,
-                                lam=config.lam)  # fmt: skip
-    encoder = preset(config.encoder, **config.encoder_overrides)
-    model = build_pretrainer(encoder, objective, rank=rank, world_size=world, gather=gather)
-    if not config.specaug:
-        model.specaug.time_masks = model.specaug.freq_masks = 0
+    model = build_model(config, rank=rank, world=world, gather=gather)
     optimizer, scheduler = build_optimizer(model, config.optimizer, lr=config.lr, warmup_steps=config.warmup_steps,
                                            lr_steps=config.lr_steps, lr_epochs=config.lr_epochs)  # fmt: skip
     return model, optimizer, scheduler
-
-
-def build_model(config: PretrainConfig) -> Any:
-    """The pretraining model as the run's workers build it before training (the same seed, so the
-    random-init encoder is the one the run started from)."""
-    return _build(config, 0, 1, lambda x: x)[0]
 
 
 def _tokenizers(config: PretrainConfig) -> dict[str, Any]:

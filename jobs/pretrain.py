@@ -216,10 +216,10 @@ def minimal_probe(
     task in <store>/tasks (a local store), by the log-mel baseline's protocol; None without tasks."""
     import torch
 
-    from cluster.train import build_model
     from uts.data import load_waves
     from uts.probe.encoder import embed, probe_tasks
     from uts.probe.tasks import read_task
+    from uts.train.model import build_model
 
     root = Path(store.path("tasks"))
     names = (

@@ -45,6 +45,9 @@ class PretrainConfig:
     cache_features: bool = (
         False  # small corpora: compute features once, keep them in the object store
     )
+    data_workers: int | None = (
+        None  # featurising actors at most (None: as many as the cluster has CPUs)
+    )
     max_failures: int = 3
     seed: int = 0
 
@@ -61,13 +64,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 2e-3, "warmup_steps": 30, "lr_steps": 400,
         "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 300, "checkpoint_every": 100, "validate_every": 100,
         "val_fraction": 0.05, "log_every": 20, "num_workers": 2, "use_gpu": False, "fp16": False, "cache_features": True,
-        "decoder_dim": 64, "decoder_layers": 2, "decoder_heads": 2,
+        "data_workers": 2, "decoder_dim": 64, "decoder_layers": 2, "decoder_heads": 2,
     },
     "smoke": {
         "encoder": "xs", "k": 50, "optimizer": "adamw", "lr": 3e-3, "warmup_steps": 2, "lr_steps": 50,
         "lr_epochs": 2, "batch_seconds": 40.0, "bucket_window": 200, "max_steps": 12, "checkpoint_every": 6,
         "validate_every": 6, "val_fraction": 0.1, "log_every": 3, "num_workers": 2, "use_gpu": False, "cache_features": True,
-        "fp16": False, "specaug": False, "decoder_dim": 32, "decoder_layers": 1, "decoder_heads": 2,
+        "data_workers": 2, "fp16": False, "specaug": False, "decoder_dim": 32, "decoder_layers": 1, "decoder_heads": 2,
     },
 }  # fmt: skip
 
