@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,12 @@ import numpy as np
 import torch
 
 from cluster.runtime import store_env
+from uts.train.batching import is_validation
 from uts.train.config import PretrainConfig
 
 __all__ = ["fit", "make_datasets", "read_units", "train_loop"]
 
 CORPUS_COLUMNS = ["clip_id", "audio", "duration_s", "partition"]
-
-
-def is_validation(clip_id: str, fraction: float) -> bool:
-    """A fixed split by a hash of the clip id: the same clips are held out on every run."""
-    return zlib.crc32(clip_id.encode()) % 10_000 < fraction * 10_000
 
 
 # --- data ----------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--accelerator-type", default=None, help="e.g. V100 (Ray accelerator label)"
     )
     parser.add_argument("--max-steps", type=int, default=None, help="training steps")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (preset's default)")
     parser.add_argument("--batch-seconds", type=float, default=None,
                         help="audio seconds per step across all workers, padding included")  # fmt: skip
     parser.add_argument("--tokenizer", default=None, help="ar/par/multitask tokenizer (id or path)")
@@ -94,18 +95,18 @@ def make_demo_inputs(store: Store, vocab_name: str, cache: str) -> None:
         print(f"[embedded default] {name}: {' '.join(argv)}", file=sys.stderr)
         if main(argv) != 0:
             raise RuntimeError(f"the embedded default's {name} step failed")
-    if not store.is_complete("vocab", vocab_name):
-        fp = latest_complete(store, "tags", DEMO)
-        argv = [
-            "--store",
-            store.root_uri,
-            "--tags",
-            store.uri("tags", DEMO, str(fp)),
-            "--name",
-            vocab_name,
-        ]
-        if build_vocab.main(argv) != 0:
-            raise RuntimeError("the embedded default's build_vocab step failed")
+    fp = latest_complete(store, "tags", DEMO)
+    tags_uri = store.uri("tags", DEMO, str(fp))
+    argv = ["--store", store.root_uri, "--tags", tags_uri, "--name", vocab_name]
+    if store.is_complete("vocab", vocab_name):
+        # Built from these tags? (A newer tagger writes a new tags folder; the vocabulary follows.)
+        sources = store.read_json("vocab", vocab_name, "vocab.json").get("sources", [])
+        if any(f"/{fp}/" in str(source.get("uri", "")) for source in sources):
+            return
+        argv.append("--overwrite")
+    print(f"[embedded default] build_vocab: {' '.join(argv)}", file=sys.stderr)
+    if build_vocab.main(argv) != 0:
+        raise RuntimeError("the embedded default's build_vocab step failed")
 
 
 def read_tags(store: Store, corpus: str, fingerprint: str) -> dict[str, list[str]]:
@@ -137,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = Store(args.store)
     vocab_name = args.vocab or f"{args.corpus}-uts"
     config = preset(args.preset, k=args.k, objective=args.objective, lam=args.lam, num_workers=args.num_workers,
-                    use_gpu=args.use_gpu, max_steps=args.max_steps, batch_seconds=args.batch_seconds,
+                    use_gpu=args.use_gpu, max_steps=args.max_steps, batch_seconds=args.batch_seconds, lr=args.lr,
                     tokenizer=args.tokenizer, text_model=args.text_model)  # fmt: skip
     from cluster.runtime import ensure_ray
     from cluster.train import fit, make_datasets
@@ -153,6 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     shards, tags, lineage = prepared
     name = args.name or f"{args.corpus}-{config.objective}-k{config.k}"
+    stale = changed_inputs(store, name, lineage)
+    if stale and args.name:
+        print(f"error: run {name} was trained on other inputs ({stale}); resuming would mix them: "
+              "pass a new --name", file=sys.stderr)  # fmt: skip
+        return 2
+    if stale:
+        name = f"{name}-{lineage['vocab']['fingerprint']}"
+        print(f"note: the inputs changed since the last default run ({stale}); this run is {name}",
+              file=sys.stderr)  # fmt: skip
 
     datasets = make_datasets(shards, tags, store.uri("vocab", vocab_name), config)
     print(f"pretraining {name}: {config.objective}, K={config.k}, preset {args.preset}, "
@@ -164,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"run {name} is complete at step {config.max_steps} ({done}); a larger --max-steps continues it"
         )
         if probe:
-            print(probe_table(store, args.corpus, config, done))
+            report_probe(store, done, name)
         return 0
     started = time.monotonic()
     try:
@@ -180,8 +190,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "audio_hours": metrics.get("audio_hours"), "checkpoint": checkpoint,
                       "wall_s": round(time.monotonic() - started, 1)}, indent=2))  # fmt: skip
     if probe and checkpoint:
-        print(probe_table(store, args.corpus, config, checkpoint))
+        report_probe(store, checkpoint, name)
     return 0
+
+
+def changed_inputs(store: Store, name: str, lineage: dict[str, Any]) -> str | None:
+    """What differs between an existing run's inputs (its latest checkpoint's lineage) and these:
+    corpus, tags or vocabulary fingerprint, or K. None for a new run or the same inputs."""
+    found = finished_checkpoint(store, name, 0)
+    if found is None:
+        return None
+    with store.fs.open(join_uri(found, "lineage.json"), "r", encoding="utf-8") as f:
+        old = json.load(f)
+    changes = [
+        f"{key} {old.get(key, {}).get(field)} -> {lineage[key][field]}"
+        for key, field in (("corpus", "fingerprint"), ("tags", "fingerprint"), ("vocab", "fingerprint"),
+                           ("vocab", "k"))
+        if old.get(key, {}).get(field) != lineage[key][field]
+    ]  # fmt: skip
+    return ", ".join(changes) or None
 
 
 def finished_checkpoint(store: Store, name: str, max_steps: int) -> str | None:
@@ -195,84 +222,37 @@ def finished_checkpoint(store: Store, name: str, max_steps: int) -> str | None:
     return best[1] if best is not None and best[0] >= max_steps else None
 
 
-def probe_table(store: Store, corpus: str, config: PretrainConfig, checkpoint: str) -> str:
-    """The probe table of a checkpoint: from its probe.json, or probed now and saved there."""
-    target = join_uri(checkpoint, "probe.json")
-    if store.fs.exists(target):
-        with store.fs.open(target) as f:
-            return format_probe(json.load(f))
-    results = minimal_probe(store, corpus, config, checkpoint)
-    if results is None:
-        return "(no probe tasks in the store: run jobs/tasks.py to compare encoders)"
-    with store.fs.open(target, "w") as f:
-        f.write(json.dumps(results, indent=2) + "\n")
-    return format_probe(results)
+PROBE_PROTOCOL = "linear"
 
 
-def minimal_probe(
-    store: Store, corpus: str, config: PretrainConfig, checkpoint: str
-) -> dict[str, Any] | None:
-    """The trained encoder and the random-init encoder of the same architecture on every probe
-    task in <store>/tasks (a local store), by the log-mel baseline's protocol; None without tasks."""
-    import torch
+def report_probe(store: Store, checkpoint: str, name: str) -> None:
+    """Print the probe table of a checkpoint (the paper's linear protocol, beside the log-mel and
+    random-init baselines): evaluated now by jobs/evaluate.py, or read back when already done."""
+    from jobs import evaluate
+    from uts.probe.embeddings import checkpoint_source
+    from uts.probe.report import comparison_table
 
-    from uts.data import load_waves
-    from uts.probe.encoder import embed, probe_tasks
-    from uts.probe.tasks import read_task
-    from uts.train.model import build_model
-
-    root = Path(store.path("tasks"))
-    names = (
-        sorted(p.name for p in root.iterdir() if (p / "baseline.json").exists())
-        if root.is_dir()
-        else []
-    )
-    if not names:
-        return None
-    wanted = {clip for name in names for split in read_task(root / name)[2].values()
-              for part in split.values() for clip in part}  # fmt: skip
-    ids, waves = load_waves(store.uri("corpora", corpus), wanted)
-    random_init = build_model(config).encoder
-    trained = build_model(config)
-    with store.fs.open(join_uri(checkpoint, "model.pt"), "rb") as f:
-        trained.load_state_dict(torch.load(f, map_location="cpu"))
-    print(
-        f"probing {len(names)} task(s) on {len(ids):,} clips: trained vs random-init vs log-mel",
-        file=sys.stderr,
-    )
-    return {
-        "random-init": probe_tasks(
-            root, names, dict(zip(ids, embed(random_init, waves), strict=True))
-        ),
-        "trained": probe_tasks(
-            root, names, dict(zip(ids, embed(trained.encoder, waves), strict=True))
-        ),
-    }
-
-
-def format_probe(results: dict[str, Any]) -> str:
-    """One row per task: majority, log-mel, random-init and trained (mean +- std over seeds)."""
-    names = sorted(results["trained"])
-    lines = [
-        f"{'task':<26} {'metric':<9} {'majority':>8} {'log-mel':>15} {'random-init':>15} {'trained':>15}"
+    parts = ("evals", name, PROBE_PROTOCOL)
+    if store.is_complete(*parts):
+        summary = store.read_json(*parts, "summary.json")
+        if summary.get("space") == checkpoint_source(checkpoint).space:
+            print(comparison_table({**summary["baselines"], name: summary["results"]}))
+            return
+    if not store.local or not any(Path(store.path("tasks")).glob("*/task.json")):
+        print("(no probe tasks in the store: run jobs/tasks.py, then jobs/evaluate.py)")
+        return
+    argv = [
+        "--store",
+        store.root_uri,
+        "--checkpoint",
+        checkpoint,
+        "--name",
+        name,
+        "--protocol",
+        PROBE_PROTOCOL,
     ]
-    means: dict[str, list[float]] = {"logmel": [], "random-init": [], "trained": []}
-    for name in names:
-        row = results["trained"][name]
-        cells = {
-            "logmel": row["logmel"],
-            "random-init": results["random-init"][name]["score"],
-            "trained": row["score"],
-        }
-        for key, value in cells.items():
-            means[key].append(value["mean"])
-        text = "  ".join(f"{v['mean']:.3f} +- {v['std']:.3f}" for v in cells.values())
-        lines.append(f"{name:<26} {row['metric']:<9} {row['majority']['mean']:>8.3f}  {text}")
-    lines.append(
-        f"{'mean of tasks':<26} {'':<9} {'':>8}  "
-        + "  ".join(f"{sum(v) / len(v):>15.3f}" for v in means.values())
-    )
-    return "\n".join(lines)
+    if evaluate.main(argv) != 0:
+        print(f"(the probe failed; rerun: python jobs/evaluate.py {' '.join(argv)})")
 
 
 def prepare(

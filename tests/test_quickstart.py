@@ -56,9 +56,12 @@ def test_make_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     assert (
         lineage["corpus"]["fingerprint"] == corpus["fingerprint"] and lineage["vocab"]["k"] == 300
     )
-    probe = json.loads((checkpoint / "probe.json").read_text())
-    assert set(probe) == {"random-init", "trained"} and "speaker_id" in probe["trained"]
-    assert "random-init" in first.stdout and "mean of tasks" in first.stdout
+    probe = json.loads((store / "evals" / "demo-mtc-k300" / "linear" / "summary.json").read_text())
+    assert (
+        set(probe["baselines"]) == {"log-mel", "random-init"} and "speaker_id" in probe["results"]
+    )
+    assert probe["checkpoint"].rstrip("/").endswith(checkpoint.name)
+    assert "| random-init |" in first.stdout and "| demo-mtc-k300 |" in first.stdout
     again = subprocess.run([*make, "demo", f"STORE={store}"], capture_output=True, text=True)
     assert again.returncode == 0 and "is complete at step 300" in again.stdout, again.stdout[-2000:]
-    assert "mean of tasks" in again.stdout
+    assert "| demo-mtc-k300 |" in again.stdout

@@ -149,3 +149,28 @@ def test_text_objectives_train_on_two_workers(
         (checkpoints(tagged_store / "runs" / name)[-1] / "lineage.json").read_text()
     )["metrics"]
     assert history[-1]["step"] == 6 and np.isfinite(history[-1]["val_loss"])
+    # The evaluation adds held-out retrieval (contrastive) or captioning (multitask: AR and PAR).
+    from jobs import evaluate
+    from tests.probe.test_evaluate import SHAPES, make_task_folder
+
+    make_task_folder(tagged_store / "tasks", *SHAPES[1])
+    argv = ["--store", str(tagged_store), "--run", name, "--protocol", "knn", "--seeds", "1",
+            "--tasks", "vggsound", "--no-baselines"]  # fmt: skip
+    assert evaluate.main(argv) == 0
+    summary = json.loads((tagged_store / "evals" / name / "knn" / "summary.json").read_text())
+    if objective == "contrastive":
+        retrieval = summary["retrieval"]
+        assert retrieval["n_clips"] >= 1
+        for direction in ("text_to_audio", "audio_to_text"):
+            assert (
+                0.0
+                <= retrieval["tag_string"][direction]["R@1"]
+                <= retrieval["tag_string"][direction]["R@10"]
+                <= 1.0
+            )
+    else:
+        for mode in ("ar", "par"):
+            part = summary["captioning"][mode]
+            assert part["n_clips"] >= 1 and 0.0 <= part["tags"]["f1"] <= 1.0
+            assert "BLEU-4" in part["descriptions"] or "skipped" in part["descriptions"]
+    assert "held-out clips" in (tagged_store / "evals" / name / "knn" / "report.md").read_text()

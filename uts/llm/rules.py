@@ -1,7 +1,8 @@
 """The `rules` tagger: tags from a description with no model (the paper's "POS-style" baseline).
 
-Tokenise, keep known two-word sound terms whole, drop stopwords and function words, keep content
-words, normalise (uts.tags.normalize). Deterministic and fast.
+Tokenise (words in any script), keep known two-word sound terms whole and note names with their
+octave (`c4`, `d#4`), drop stopwords and function words, keep content words, normalise
+(uts.tags.normalize). Deterministic and fast.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from uts.tags.normalize import normalize_tags
 
 __all__ = ["RULES_VERSION", "rules_tags"]
 
-RULES_VERSION = "1"
-_WORD = re.compile(r"[a-z][a-z\-']*")
+RULES_VERSION = "2"  # 2: words in any script, note names (C4, D#4) kept
+_WORD = re.compile(r"[^\W\d_][\w#\-']*")  # starts with a letter (any script)
+_NOTE = re.compile(r"[a-g][#b]?\d")  # a pitch with its octave: short, but a real sound term
 STOPWORDS = frozenset(
     """
     a about above after again against all also am an and any are as at be because been before being
@@ -51,7 +53,9 @@ def rules_tags(description: str, *, limit: int = 10) -> list[str]:
             i += 2
             continue
         word = words[i].strip("'-")
-        if len(word) > 2 and word not in STOPWORDS and not word.endswith("ly"):
+        if _NOTE.fullmatch(word) or (
+            len(word) > 2 and word not in STOPWORDS and not word.endswith("ly")
+        ):
             picked.append(word)
         i += 1
     return normalize_tags(picked)[:limit]

@@ -104,6 +104,48 @@ class Generative(nn.Module):
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor, batch: Batch) -> Outputs:
         return self.decode(frames, lengths, batch["tag_ids"], batch["tag_lens"], self.mode)
 
+    @torch.no_grad()
+    def greedy(
+        self, frames: torch.Tensor, lengths: torch.Tensor, *, max_tokens: int = 64, mode: str = "ar",
+        target_lengths: torch.Tensor | None = None,
+    ) -> list[list[int]]:  # fmt: skip
+        """Greedy token ids per clip, without special tokens.
+
+        AR: from [BOS], the most likely next token until EOS or `max_tokens`. PAR: one pass over
+        `target_lengths` masks (PAR has no length model: the caller gives the length, e.g. the
+        reference's, and says so); each position's most likely token.
+        """
+        frame_pad = padding_mask(lengths, frames.shape[1])
+        b = frames.shape[0]
+        if mode == "par":
+            if target_lengths is None:
+                raise ValueError("PAR decoding needs target_lengths (PAR has no length model)")
+            width = int(target_lengths.max())
+            real = ~padding_mask(target_lengths, width)
+            inputs = torch.full((b, width), self.special.pad, device=frames.device)
+            inputs = inputs.masked_fill(real, self.special.mask)
+            best = self.decoder(inputs, frames, frame_pad, causal=False).argmax(-1)
+            return [row[: int(n)].tolist() for row, n in zip(best, target_lengths, strict=True)]
+        tokens = torch.full((b, 1), self.special.bos, device=frames.device)
+        done = torch.zeros(b, dtype=torch.bool, device=frames.device)
+        limit = min(max_tokens, self.decoder.positions.num_embeddings - 1)
+        for _ in range(limit):
+            step = self.decoder(tokens, frames, frame_pad, causal=True)[:, -1].argmax(-1)
+            step = step.masked_fill(done, self.special.pad)
+            tokens = torch.cat([tokens, step[:, None]], dim=1)
+            done |= step == self.special.eos
+            if bool(done.all()):
+                break
+        out = []
+        for row in tokens[:, 1:].tolist():
+            ids = []
+            for token in row:
+                if token in (self.special.eos, self.special.pad):
+                    break
+                ids.append(token)
+            out.append(ids)
+        return out
+
     def loss(self, batch: Batch, outputs: Outputs) -> tuple[torch.Tensor, dict[str, float]]:
         total, count = token_loss_sum(outputs["logits"], outputs["targets"])
         loss = total / max(count, 1)

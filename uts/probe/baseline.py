@@ -9,16 +9,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from uts.audio import Wave
 from uts.audio.fbank import Fbank
 from uts.probe.metrics import accuracy, chroma_accuracy, mean_average_precision
+from uts.probe.protocols import fit_logistic, fit_predict_logistic
 
 __all__ = ["fit_logistic", "logmel_stats", "run_baseline"]
 
 Matrix = npt.NDArray[np.float32]
-WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)  # picked on the validation split
 
 
 def logmel_stats(waves: Sequence[Wave], *, batch: int = 32) -> Matrix:
@@ -32,30 +31,6 @@ def logmel_stats(waves: Sequence[Wave], *, batch: int = 32) -> Matrix:
             out[start + row, :64] = valid.mean(0).numpy()
             out[start + row, 64:] = valid.std(0, unbiased=False).numpy()
     return out
-
-
-def fit_logistic(x: Matrix, y: Matrix, *, multilabel: bool, weight_decay: float) -> torch.nn.Linear:
-    """Full-batch L-BFGS logistic regression: softmax (y one-hot) or one-vs-rest sigmoid."""
-    torch.manual_seed(0)
-    features, targets = torch.from_numpy(x), torch.from_numpy(y)
-    model = torch.nn.Linear(x.shape[1], y.shape[1])
-    optimiser = torch.optim.LBFGS(
-        model.parameters(), lr=1.0, max_iter=200, line_search_fn="strong_wolfe"
-    )
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        logits = model(features)
-        if multilabel:
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-        else:
-            loss = torch.nn.functional.cross_entropy(logits, targets.argmax(1))
-        loss = loss + weight_decay * model.weight.pow(2).sum()
-        loss.backward()  # type: ignore[no-untyped-call]
-        return loss
-
-    optimiser.step(closure)  # type: ignore[no-untyped-call]
-    return model
 
 
 def _score(
@@ -101,27 +76,10 @@ def run_baseline(
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = (
             arrays(parts[s]) for s in ("train", "valid", "test")
         )
-        mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-        x_train, x_valid, x_test = ((x - mean) / std for x in (x_train, x_valid, x_test))
-        best: tuple[float, float] | None = (
-            None if len(x_valid) else (0.0, 1e-2)
-        )  # no valid: a middle L2
-        for decay in WEIGHT_DECAYS if best is None else ():
-            model = fit_logistic(x_train, y_train, multilabel=multilabel, weight_decay=decay)
-            with torch.no_grad():
-                valid_scores = model(torch.from_numpy(x_valid)).numpy()
-            value = next(iter(_score(meta, vocabulary, valid_scores, y_valid).values()))
-            if best is None or value > best[0]:
-                best = (value, decay)
-        assert best is not None
-        model = fit_logistic(
-            np.r_[x_train, x_valid],
-            np.r_[y_train, y_valid],
-            multilabel=multilabel,
-            weight_decay=best[1],
+        # Standardise, L2 on validation, refit on train+valid: the `logistic` protocol, as logits.
+        test_scores, decay = fit_predict_logistic(
+            x_train, y_train, x_valid, y_valid, x_test, multilabel=multilabel
         )
-        with torch.no_grad():
-            test_scores = model(torch.from_numpy(x_test)).numpy()
         prevalence = np.r_[y_train, y_valid].mean(0)
         if multilabel:
             majority_scores = np.tile(prevalence, (len(x_test), 1))
@@ -133,7 +91,7 @@ def run_baseline(
                 (len(x_test), 1),
             )
         per_seed.append({
-            "seed": seed, "weight_decay": best[1], "n_train": len(x_train) + len(x_valid), "n_test": len(x_test),
+            "seed": seed, "weight_decay": decay, "n_train": len(x_train) + len(x_valid), "n_test": len(x_test),
             "baseline": _score(meta, vocabulary, test_scores, y_test),
             "majority": _score(meta, vocabulary, majority_scores.astype(np.float32), y_test),
         })  # fmt: skip

@@ -2,7 +2,7 @@
 
 A task folder `tasks/<name>/` holds:
 - `task.json`: name, prediction_type (multiclass | multilabel), metric (accuracy | mAP),
-  extra_metrics, split_mode, audio (where clips come from: {"corpus": NAME} or {"folder": "audio"}),
+  extra_metrics, domain (speech | music | environment), split_mode, audio (where clips come from: {"corpus": NAME} or {"folder": "audio"}),
   weak_labels, notes, seeds;
 - `labelvocabulary.csv`: `idx,label`;
 - `split<seed>/{train,valid,test}.json`: {clip id (or file path under the audio folder): [labels]}.
@@ -40,6 +40,7 @@ class Task:
         default_factory=dict
     )  # {"corpus": NAME} or {"folder": "audio"}
     extra_metrics: tuple[str, ...] = ()
+    domain: str = ""  # speech | music | environment (the report's domain means); "" = other
     weak_labels: bool = False
     notes: str = ""
     fixed_test: frozenset[str] = frozenset()  # clips that must be the test set (an unseen-X task)

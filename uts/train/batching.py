@@ -10,12 +10,19 @@ n * longest seconds, which is what the encoder actually computes.
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["duration_batches"]
+__all__ = ["duration_batches", "is_validation"]
 
 T = TypeVar("T")
+
+
+def is_validation(clip_id: str, fraction: float) -> bool:
+    """A fixed split by a hash of the clip id: the same clips are held out on every run (and the
+    evaluation finds them again for retrieval and captioning)."""
+    return zlib.crc32(clip_id.encode()) % 10_000 < fraction * 10_000
 
 
 def duration_batches(

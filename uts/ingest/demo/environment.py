@@ -98,7 +98,11 @@ def environment_items(root: Path, rng: random.Random, *, probe_share: float = 0.
     for category, group, package, path, license in found:
         seconds = sf.info(str(path)).duration
         windows = min(MAX_WINDOWS, int(seconds // WINDOW_S)) if seconds > LONG_S else 1
+        # Tux Paint stamps carry a description of the object; other sounds get a templated line
+        # naming only their category (an attribute a real caption would give, never the file).
         text = _object_text(path) if package == "tuxpaint-stamps-default" else ""
+        kind = "object_text" if text else "templated"
+        text = text or f"A {category} sound effect."
         for w in range(windows):
             suffix = f"@{int(w * WINDOW_S)}s" if windows > 1 else ""
             items.append(
@@ -109,7 +113,7 @@ def environment_items(root: Path, rng: random.Random, *, probe_share: float = 0.
                     source=package,
                     license=license,
                     text=text,
-                    text_kind="object_text" if text else "",
+                    text_kind=kind,
                     labels={"category": category, "sound": path.stem.lower(), "set": package},
                     group=group,
                     partition="probe" if group in probe else "pretrain",

@@ -1,0 +1,199 @@
+"""The evaluation job on task folders of every shape the README documents: results, cache hits,
+determinism, baselines beside a checkpoint, the leak refusal, and the comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from jobs import evaluate
+from uts.probe.evaluate import domain_means, evaluate_task, load_task
+from uts.probe.tasks import Task, write_task
+from uts.train.config import preset
+from uts.train.model import build_model
+
+# (task name, prediction type, metric, domain, labels per class): the public datasets' shapes.
+SHAPES = [
+    ("fsd50k", "multilabel", "mAP", "environment", ["dog", "rain", "engine", "bell"]),
+    ("vggsound", "multiclass", "accuracy", "environment", ["dog", "rain", "engine"]),
+    ("voxceleb2", "multiclass", "accuracy", "speech", ["id001", "id002", "id003"]),
+    ("crema_d", "multiclass", "accuracy", "speech", ["ANG", "HAP", "SAD"]),
+    ("mtat", "multilabel", "mAP", "music", ["guitar", "piano", "vocal", "drum"]),
+    ("nsynth_pitch", "multiclass", "accuracy", "music", ["48", "55", "60", "67"]),
+]
+
+
+def _tone(path: Path, freq: float, rate: int, seconds: float, rng: np.random.Generator) -> None:
+    t = np.arange(int(rate * seconds)) / rate
+    wave = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(len(t))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave.astype(np.float32), rate)
+
+
+def make_task_folder(
+    root: Path, name: str, kind: str, metric: str, domain: str, classes: list[str]
+) -> None:
+    """A HEAR-style folder with its own audio/ (wav and flac, 16 and 44.1 kHz), 3 seeds."""
+    rng = np.random.default_rng(len(name))
+    labels, groups = {}, {}
+    for i in range(36):
+        first = i % len(classes)
+        chosen = (
+            (classes[first], classes[(first + 1) % len(classes)])
+            if kind == "multilabel" and i % 2
+            else (classes[first],)
+        )
+        clip = f"clips/{name}_{i:03d}.{'flac' if i % 3 == 0 else 'wav'}"
+        _tone(
+            root / name / "audio" / clip,
+            200.0 * (1 + first),
+            44100 if i % 4 == 0 else 16000,
+            1.0 + (i % 3) * 0.5,
+            rng,
+        )
+        labels[clip], groups[clip] = chosen, f"g{i // 2}"
+    extra = ("chroma_accuracy",) if name == "nsynth_pitch" else ()
+    task = Task(name=name, prediction_type=kind, metric=metric, labels=labels, groups=groups,
+                audio={"folder": "audio"}, domain=domain, extra_metrics=extra)  # fmt: skip
+    write_task(task, root / name, seeds=(0, 1, 2))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("evalstore")
+    for shape in SHAPES:
+        make_task_folder(root / "tasks", *shape)
+    return root
+
+
+def test_every_shape_is_read_and_scored_then_cached(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--store", str(store), "--baseline", "logmel", "--protocol", "knn"]
+    assert evaluate.main(argv) == 0
+    out = store / "evals" / "logmel" / "knn"
+    first = {name: json.loads((out / f"{name}.json").read_text()) for name, *_ in SHAPES}
+    for name, _, metric, domain, _ in SHAPES:
+        result = first[name]
+        assert (
+            result["metric"] == metric
+            and result["domain"] == domain
+            and result["seeds"] == [0, 1, 2]
+        )
+        assert 0.0 <= result["score"]["mean"] <= 1.0 and not result["embeddings_cached"]
+        assert result["n_clips"] == 36
+    # pure tones per class: log-mel statistics separate the multiclass tasks
+    assert first["vggsound"]["score"]["mean"] > 0.9
+    assert "score_chroma_accuracy" in first["nsynth_pitch"]
+    assert (
+        (out / "report.md").exists() and (out / "bars.png").exists() and (out / "pca.png").exists()
+    )
+    assert evaluate.main(argv) == 0  # second run: every embedding from the cache, same numbers
+    for name, *_ in SHAPES:
+        again = json.loads((out / f"{name}.json").read_text())
+        assert again["embeddings_cached"] and again["score"] == first[name]["score"]
+    capsys.readouterr()
+    assert evaluate.main(["--store", str(store), "--compare", "logmel", "--protocol", "knn"]) == 0
+    table = capsys.readouterr().out
+    assert "| log-mel |" in table and "fsd50k" in table and "majority class" in table
+
+
+def test_encoder_embeddings_are_deterministic_in_eval_mode() -> None:
+    from uts.probe.encoder import embed
+
+    encoder = build_model(preset("smoke")).encoder
+    encoder.train()  # embed must switch to eval mode itself (dropout, layer skipping off)
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 24000, 40000)]
+    first, second = embed(encoder, waves), embed(encoder, waves)
+    assert np.array_equal(first, second) and np.isfinite(first).all()
+
+
+def fake_checkpoint(folder: Path, corpus: str) -> Path:
+    config = preset("smoke")
+    folder.mkdir(parents=True)
+    torch.save(build_model(config).state_dict(), folder / "model.pt")
+    lineage = {"config": config.to_dict(), "corpus": {"name": corpus, "fingerprint": "f"},
+               "tags": {"fingerprint": "t"}, "vocab": {"name": "v", "fingerprint": "x", "k": config.k}}  # fmt: skip
+    (folder / "lineage.json").write_text(json.dumps(lineage))
+    return folder
+
+
+def test_checkpoint_beside_both_baselines_and_leak_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uts.testing.corpus import make_tagged_store
+
+    store = make_tagged_store(tmp_path / "tagged", clips=12)
+    make_task_folder(store / "tasks", *SHAPES[1])
+    checkpoint = fake_checkpoint(tmp_path / "ckpt", "c")
+    argv = [
+        "--store",
+        str(store),
+        "--checkpoint",
+        str(checkpoint),
+        "--protocol",
+        "knn",
+        "--seeds",
+        "1",
+    ]
+    assert evaluate.main([*argv, "--name", "fake"]) == 0
+    summary = json.loads((store / "evals" / "fake" / "knn" / "summary.json").read_text())
+    assert set(summary["baselines"]) == {"log-mel", "random-init"}
+    assert summary["results"]["vggsound"]["seeds"] == [0]
+    # The fake checkpoint holds the random-init weights: the same embedding space in all but name.
+    ours, random_init = (
+        summary["results"]["vggsound"],
+        summary["baselines"]["random-init"]["vggsound"],
+    )
+    assert ours["score"] == random_init["score"]
+    # A task over clips the run trained on (corpus c's pretrain partition) is refused.
+    clips = sorted(p.name for p in (store / "corpora").iterdir())
+    assert clips == ["c"]
+    from uts.data import iter_clip_batches
+
+    ids = [
+        i
+        for b in iter_clip_batches(str(store / "corpora" / "c"), columns=["clip_id"])
+        for i in b.column(0).to_pylist()
+    ]
+    leak = Task(name="leaky", prediction_type="multiclass", metric="accuracy",
+                labels={c: (str(i % 2),) for i, c in enumerate(ids)}, groups={c: c for c in ids},
+                audio={"corpus": "c"})  # fmt: skip
+    write_task(leak, store / "tasks" / "leaky", seeds=(0,))
+    capsys.readouterr()
+    assert evaluate.main([*argv, "--tasks", "leaky"]) == 2
+    assert "pretraining partition" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert evaluate.main(["--store", str(store), "--baseline", "logmel", "--tasks", "nope"]) == 2
+    assert "unknown task" in capsys.readouterr().err
+    assert evaluate.main(["--store", str(store), "--run", "missing"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert evaluate.main(["--store", str(store), "--compare", "never-evaluated"]) == 2
+
+
+def test_evaluate_task_majority_and_domain_means(store: Path) -> None:
+    task = load_task(store / "tasks" / "vggsound")
+    index = {c: i for i, c in enumerate(task.clips())}
+    # one-hot features of the true class: every protocol is perfect; majority is the most common class
+    labels = {
+        c: part[c][0] for parts in task.splits.values() for part in parts.values() for c in part
+    }
+    features = {
+        c: np.eye(3, dtype=np.float32)[task.vocabulary.index(labels[c])] * 5 + 0.01 * index[c]
+        for c in labels
+    }
+    result = evaluate_task(task, features, protocol="logistic")
+    assert result["score"]["mean"] == 1.0
+    assert 0.2 < result["majority"]["mean"] < 0.6
+    means = domain_means({"a": {"domain": "speech", "score": {"mean": 0.5}},
+                          "b": {"domain": "speech", "score": {"mean": 0.7}},
+                          "c": {"domain": "music", "score": {"mean": 0.1}}})  # fmt: skip
+    assert means == pytest.approx({"speech": 0.6, "music": 0.1, "all": 1.3 / 3})
