@@ -37,7 +37,10 @@ def main() -> int:
              for s in rng.uniform(2.0, 10.0, args.clips)]  # fmt: skip
     order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
     fbank = Fbank()
-    batches = [fbank([waves[i] for i in order[s : s + args.batch]]) for s in range(0, len(order), args.batch)]
+    batches = [
+        fbank([waves[i] for i in order[s : s + args.batch]])
+        for s in range(0, len(order), args.batch)
+    ]
 
     def raw() -> None:
         with torch.no_grad():

@@ -58,7 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--accelerator-type", default=None, help="e.g. V100 (Ray accelerator label)"
     )
     parser.add_argument("--max-steps", type=int, default=None, help="training steps")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (preset's default)")
+    parser.add_argument(
+        "--lr", type=float, default=None, help="peak learning rate (preset's default)"
+    )
     parser.add_argument("--batch-seconds", type=float, default=None,
                         help="audio seconds per step across all workers, padding included")  # fmt: skip
     parser.add_argument("--tokenizer", default=None, help="ar/par/multitask tokenizer (id or path)")
@@ -222,7 +224,7 @@ def finished_checkpoint(store: Store, name: str, max_steps: int) -> str | None:
     return best[1] if best is not None and best[0] >= max_steps else None
 
 
-PROBE_PROTOCOL = "linear"
+PROBE_PROTOCOL = "logistic"  # converged, L2 chosen on validation: steady on small tasks
 
 
 def report_probe(store: Store, checkpoint: str, name: str) -> None:

@@ -56,7 +56,9 @@ def test_make_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     assert (
         lineage["corpus"]["fingerprint"] == corpus["fingerprint"] and lineage["vocab"]["k"] == 300
     )
-    probe = json.loads((store / "evals" / "demo-mtc-k300" / "linear" / "summary.json").read_text())
+    probe = json.loads(
+        (store / "evals" / "demo-mtc-k300" / "logistic" / "summary.json").read_text()
+    )
     assert (
         set(probe["baselines"]) == {"log-mel", "random-init"} and "speaker_id" in probe["results"]
     )

@@ -93,5 +93,9 @@ def test_batch_of_different_lengths(wave: torch.Tensor) -> None:
     alone, _ = Fbank()([short])
     assert lengths.tolist() == [num_frames(len(wave)), 50]
     n = int(lengths[1])
-    assert torch.allclose(feats[1, : n - 1], alone[0, : n - 1], atol=1e-5)  # all but the edge frame
+    assert torch.allclose(feats[1, :n], alone[0, :n], atol=1e-5)  # the end frame too (recomputed)
+    for cut in (RATE // 2 + 7, RATE // 3 + 160, 999, 400):  # any length, batched or alone
+        batched, m = Fbank()([wave.numpy(), wave[:cut].numpy()])
+        single, _ = Fbank()([wave[:cut].numpy()])
+        assert torch.allclose(batched[1, : int(m[1])], single[0], atol=1e-5), cut
     assert feats[1, n:].abs().sum() == 0  # padding rows are zero

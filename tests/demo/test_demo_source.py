@@ -60,6 +60,9 @@ def test_demo_items_labels_and_partitions(demo_cache: Path) -> None:
     assert len({s.group for s in steps}) == 1 and len({s.partition for s in steps}) == 1
     assert not any("orc-hit" in c for c in env)
     assert env["environment/tuxpaint-stamps-default/animals/mammals/cow.ogg"].text == "A cow."
+    # Sounds without a description get a templated line naming only their category.
+    assert {w.text for w in windows} == {"A water sound effect."}
+    assert {w.text_kind for w in windows} == {"templated"}
 
 
 def test_demo_is_deterministic_for_a_seed(demo_cache: Path) -> None:

@@ -19,6 +19,10 @@ __all__ = ["FRAME_SHIFT", "NUM_MEL_BINS", "Fbank", "num_frames"]
 
 NUM_MEL_BINS = 80
 FRAME_SHIFT = SAMPLE_RATE // 100  # samples per 10 ms
+_TAIL = 4 * 400  # samples re-read to recompute the end frames of a padded clip (several windows)
+_WINDOW_END = (
+    FRAME_SHIFT // 2 + 200
+)  # frame i (snip_edges=False) reads samples up to i * shift + this
 
 
 def num_frames(num_samples: int) -> int:
@@ -42,8 +46,10 @@ class Fbank:
     def __call__(self, waves: Sequence[Wave]) -> tuple[torch.Tensor, torch.Tensor]:
         """B waveforms (samples,) at 16 kHz -> features (B, T, 80) float32 and lengths (B,) int64.
 
-        Clips are zero-padded to the longest; rows past a clip's length are zeros. Only a shorter
-        clip's last frame can differ from extracting it alone (it sees padding, not reflection).
+        Clips are zero-padded to the longest; rows past a clip's length are zeros. A shorter clip's
+        last frame would see the padding instead of Kaldi's reflection at the end, so it is
+        recomputed from the clip's own tail: every clip's features are exactly those of the clip
+        extracted alone, whatever it is batched with.
         """
         lengths = torch.tensor([num_frames(len(w)) for w in waves], dtype=torch.int64)
         longest = max(len(w) for w in waves)
@@ -55,4 +61,17 @@ class Fbank:
         feats = feats.masked_fill(
             (steps[None, :] >= lengths.to(feats.device)[:, None])[..., None], 0.0
         )
+        for row, wave in enumerate(waves):
+            if len(wave) < longest and lengths[row] > 0:
+                # A tail starting on a frame boundary ends in the same frames as the clip.
+                start = max(0, (len(wave) - _TAIL) // FRAME_SHIFT * FRAME_SHIFT)
+                tail = torch.from_numpy(np.ascontiguousarray(wave[start:], dtype=np.float32))
+                n = int(lengths[row])
+                # frames whose 25 ms window reaches past the clip's end (one or two)
+                edge = sum(
+                    1 for i in range(max(0, n - 3), n) if i * FRAME_SHIFT + _WINDOW_END > len(wave)
+                )
+                if edge:
+                    redo = self._layer(tail[None].to(self.device)).float()[0]
+                    feats[row, n - edge : n] = redo[-edge:]
         return feats, lengths

@@ -28,6 +28,7 @@ __all__ = [
     "evaluate_task",
     "load_task",
     "score_predictions",
+    "seed_means",
     "summarize",
 ]
 
@@ -188,3 +189,15 @@ def domain_means(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     if results:
         out["all"] = float(np.mean([float(r["score"]["mean"]) for r in results.values()]))
     return out
+
+
+def seed_means(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """The mean of all tasks computed per seed (tasks scored on the same seeded splits), then its
+    mean and std over the seeds: the spread of the headline number, not of single tasks."""
+    by_seed: dict[int, list[float]] = {}
+    for result in results.values():
+        for entry in result.get("per_seed", []):
+            value = entry["score"][result["metric"]]
+            by_seed.setdefault(int(entry["seed"]), []).append(float(value))
+    complete = [float(np.mean(v)) for v in by_seed.values() if len(v) == len(results)]
+    return summarize(complete) if complete else {}

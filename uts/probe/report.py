@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from uts.probe.evaluate import DOMAINS, domain_means
+from uts.probe.evaluate import DOMAINS, domain_means, seed_means
 
 __all__ = ["comparison_table", "lineage_lines", "pca_2d", "write_report"]
 
@@ -20,7 +20,7 @@ Results = Mapping[str, Mapping[str, Any]]  # task -> evaluate_task result
 
 def comparison_table(rows: Mapping[str, Results], *, majority: bool = True) -> str:
     """Markdown: one row per encoder (mean +- std over seeds), one column per task, then the
-    domain means and the mean of all tasks. A first row gives each task's majority-class score."""
+    domain means and the mean of all tasks (its std over seeds: the mean of tasks per seed). A first row gives each task's majority-class score."""
     tasks = sorted({t for results in rows.values() for t in results})
     header = ["encoder", *tasks, *DOMAINS, "mean"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -33,8 +33,13 @@ def comparison_table(rows: Mapping[str, Results], *, majority: bool = True) -> s
         for task in tasks:
             score = results.get(task, {}).get("score")
             cells.append(f"{score['mean']:.3f} +- {score['std']:.3f}" if score else "")
-        means = domain_means(results)
-        cells += [f"{means[d]:.3f}" if d in means else "" for d in (*DOMAINS, "all")]
+        means, spread = domain_means(results), seed_means(results)
+        cells += [f"{means[d]:.3f}" if d in means else "" for d in DOMAINS]
+        cells.append(
+            f"{spread['mean']:.3f} +- {spread['std']:.3f}"
+            if spread
+            else f"{means.get('all', 0.0):.3f}"
+        )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     metrics = sorted({f"{t}: {r[t]['metric']}" for r in rows.values() for t in r})
     return "\n".join(lines) + "\n\nMetrics: " + ", ".join(metrics) + "."

@@ -61,7 +61,7 @@ class PretrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "m": {"encoder": "m"},
     "demo": {
-        "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 2e-3, "warmup_steps": 30, "lr_steps": 400,
+        "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 5e-4, "warmup_steps": 30, "lr_steps": 400,
         "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 300, "checkpoint_every": 100, "validate_every": 100,
         "val_fraction": 0.05, "log_every": 20, "num_workers": 2, "use_gpu": False, "fp16": False, "cache_features": True,
         "data_workers": 2, "decoder_dim": 64, "decoder_layers": 2, "decoder_heads": 2,
