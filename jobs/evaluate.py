@@ -148,7 +148,7 @@ def evaluate_source(
             if not (args.cache and EmbeddingCache(store, source.space).get(task) is not None):
                 embedder = source.embedder()
         features, hit = task_embeddings(
-            store, task, source, cache=args.cache, embedder=embedder, compute=compute
+            store, task, source, cache=args.cache, embedder=embedder, compute=compute, audio=bank
         )
         result = evaluate_task(task, features, protocol=args.protocol, seeds=args.seeds)
         result.update(encoder=source.label, space=source.space, embeddings_cached=hit)
@@ -166,8 +166,10 @@ def publish(store: Store, name: str, protocol: str, results: dict[str, dict[str,
     """Write evals/<name>/<protocol>/ whole: earlier tasks' results kept, these replaced."""
     parts = ("evals", name, protocol)
     merged: dict[str, dict[str, Any]] = {}
-    if store.is_complete(*parts):
-        merged = store.read_json(*parts, "summary.json").get("results", {})
+    if store.is_complete(*parts):  # other tasks' results of the same encoder are kept
+        earlier = store.read_json(*parts, "summary.json")
+        if earlier.get("space") == summary["space"]:
+            merged = earlier.get("results", {})
     merged.update(results)
     summary = {**summary, "results": merged, "domain_means": domain_means(merged)}
     with store.staging() as staged:

@@ -197,3 +197,20 @@ def test_evaluate_task_majority_and_domain_means(store: Path) -> None:
                           "b": {"domain": "speech", "score": {"mean": 0.7}},
                           "c": {"domain": "music", "score": {"mean": 0.1}}})  # fmt: skip
     assert means == pytest.approx({"speech": 0.6, "music": 0.1, "all": 1.3 / 3})
+
+
+def test_results_of_another_encoder_are_not_merged(store: Path) -> None:
+    """evals/<name>/<protocol>/ keeps earlier tasks of the same encoder only."""
+    base = ["--store", str(store), "--protocol", "knn", "--name", "shared"]
+    assert evaluate.main([*base, "--baseline", "logmel", "--tasks", "vggsound,mtat"]) == 0
+    assert evaluate.main([*base, "--baseline", "logmel", "--tasks", "crema_d"]) == 0
+    summary = json.loads((store / "evals" / "shared" / "knn" / "summary.json").read_text())
+    assert set(summary["results"]) == {"vggsound", "mtat", "crema_d"}
+    assert (
+        evaluate.main(
+            [*base, "--baseline", "random-init", "--preset", "smoke", "--tasks", "crema_d"]
+        )
+        == 0
+    )
+    summary = json.loads((store / "evals" / "shared" / "knn" / "summary.json").read_text())
+    assert set(summary["results"]) == {"crema_d"} and summary["kind"] == "random-init"
