@@ -18,14 +18,9 @@ __all__ = ["ray_embeddings"]
 
 
 def _keep(item: dict[str, Any], *, wanted: frozenset[str]) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
+    from cluster.train import read_unit
 
-    from uts.store import open_fs
-
-    fs, path = open_fs(item["source"])
-    with fs.open(path, "rb") as f:
-        rows = pq.ParquetFile(f).read_row_group(item["row_group"], columns=["clip_id", "audio"])
-    return [r for r in rows.to_pylist() if r["clip_id"] in wanted]
+    return [r for r in read_unit(item, ["clip_id", "audio"]) if r["clip_id"] in wanted]
 
 
 class _Embed:

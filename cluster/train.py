@@ -26,7 +26,7 @@ from cluster.runtime import store_env
 from uts.train.batching import is_validation
 from uts.train.config import PretrainConfig
 
-__all__ = ["fit", "make_datasets", "read_units", "train_loop"]
+__all__ = ["fit", "make_datasets", "read_unit", "read_units", "train_loop"]
 
 CORPUS_COLUMNS = ["clip_id", "audio", "duration_s", "partition"]
 
@@ -54,16 +54,21 @@ def read_units(shards: list[str]) -> list[dict[str, Any]]:
         return [unit for part in pool.map(groups, shards) for unit in part]
 
 
-def _read_unit(item: dict[str, Any], *, fraction: float, split: str) -> list[dict[str, Any]]:
+def read_unit(item: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
+    """The rows of one read unit (a row group of a shard), some columns."""
     import pyarrow.parquet as pq
 
     from uts.store import open_fs
 
     fs, path = open_fs(item["source"])
     with fs.open(path, "rb") as f:
-        rows = (
-            pq.ParquetFile(f).read_row_group(item["row_group"], columns=CORPUS_COLUMNS).to_pylist()
-        )
+        table = pq.ParquetFile(f).read_row_group(item["row_group"], columns=columns)
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
+
+
+def _read_unit(item: dict[str, Any], *, fraction: float, split: str) -> list[dict[str, Any]]:
+    rows = read_unit(item, CORPUS_COLUMNS)
     want_val = split == "val"
     return [
         r

@@ -131,7 +131,13 @@ def evaluate_source(
     bank: WaveBank,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:  # fmt: skip
     """Results per task and the embeddings used, extracting (or reading cached) embeddings."""
-    embedder = None
+    loaded: list[Any] = []  # the model, loaded on the first cache miss only
+
+    def embedder(waves: Sequence[Any]) -> np.ndarray:
+        if not loaded:
+            loaded.append(source.embedder())
+        return np.asarray(loaded[0](waves))
+
     compute = None
     if args.engine == "ray" and source.kind != "logmel":
         from cluster.evaluate import ray_embeddings
@@ -142,11 +148,6 @@ def evaluate_source(
     results, used = {}, {}
     for task in tasks:
         started = time.monotonic()
-        if embedder is None and compute is None:
-            from uts.probe.embeddings import EmbeddingCache
-
-            if not (args.cache and EmbeddingCache(store, source.space).get(task) is not None):
-                embedder = source.embedder()
         features, hit = task_embeddings(
             store, task, source, cache=args.cache, embedder=embedder, compute=compute, audio=bank
         )
@@ -267,9 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    name = args.name or args.run or (source.label if source.kind == "logmel" else source.space)
-    if source.kind == "logmel":
-        name = args.name or "logmel"
+    name = args.name or args.run or ("logmel" if source.kind == "logmel" else source.space)
     print(f"evaluating {source.label} ({source.space}) on {len(tasks)} task(s), protocol {args.protocol}",
           file=sys.stderr)  # fmt: skip
     started = time.monotonic()

@@ -3,8 +3,8 @@ regression, per task, over the task's seeded splits."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,6 @@ import numpy.typing as npt
 
 from uts.audio import Wave
 from uts.audio.fbank import Fbank
-from uts.probe.metrics import accuracy, chroma_accuracy, mean_average_precision
 from uts.probe.protocols import fit_logistic, fit_predict_logistic
 
 __all__ = ["fit_logistic", "logmel_stats", "run_baseline"]
@@ -33,19 +32,6 @@ def logmel_stats(waves: Sequence[Wave], *, batch: int = 32) -> Matrix:
     return out
 
 
-def _score(
-    meta: Mapping[str, Any], vocabulary: Sequence[str], scores: Matrix, y: Matrix
-) -> dict[str, float]:
-    if meta["prediction_type"] == "multilabel":
-        return {"mAP": mean_average_precision(scores, y.astype(bool))}
-    predicted, target = scores.argmax(1), y.argmax(1)
-    result = {"accuracy": accuracy(predicted, target)}
-    if "chroma_accuracy" in meta.get("extra_metrics", ()):
-        pitch = np.asarray([int(v) for v in vocabulary])
-        result["chroma_accuracy"] = chroma_accuracy(pitch[predicted], pitch[target])
-    return result
-
-
 def run_baseline(
     meta: Mapping[str, Any],
     vocabulary: Sequence[str],
@@ -57,43 +43,33 @@ def run_baseline(
     Raises:
         ValueError: a split has no training or no test clips.
     """
-    index = {label: i for i, label in enumerate(vocabulary)}
-    multilabel = meta["prediction_type"] == "multilabel"
+    from uts.probe.evaluate import (
+        TaskSpec,
+        majority_scores,
+        score_predictions,
+        split_arrays,
+        summarize,
+    )
 
-    def arrays(part: Mapping[str, Sequence[str]]) -> tuple[Matrix, Matrix]:
-        clips = sorted(part)
-        width = len(next(iter(features.values())))
-        x = np.asarray([features[c] for c in clips], np.float32).reshape(len(clips), width)
-        y = np.zeros((len(clips), len(vocabulary)), np.float32)
-        for row, clip in enumerate(clips):
-            y[row, [index[label] for label in part[clip]]] = 1.0
-        return x, y
-
+    task = TaskSpec(str(meta.get("name", "")), Path(), dict(meta), list(vocabulary),
+                    {seed: {s: {c: list(labels) for c, labels in p.items()} for s, p in parts.items()}
+                     for seed, parts in splits.items()})  # fmt: skip
     per_seed: list[dict[str, Any]] = []
-    for seed, parts in sorted(splits.items()):
+    for seed, parts in sorted(task.splits.items()):
         if not parts["train"] or not parts["test"]:
             raise ValueError(f"split {seed} has an empty train or test set (too few groups)")
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = (
-            arrays(parts[s]) for s in ("train", "valid", "test")
+            split_arrays(task, parts[s], features) for s in ("train", "valid", "test")
         )
         # Standardise, L2 on validation, refit on train+valid: the `logistic` protocol, as logits.
         test_scores, decay = fit_predict_logistic(
-            x_train, y_train, x_valid, y_valid, x_test, multilabel=multilabel
+            x_train, y_train, x_valid, y_valid, x_test, multilabel=task.multilabel
         )
-        prevalence = np.r_[y_train, y_valid].mean(0)
-        if multilabel:
-            majority_scores = np.tile(prevalence, (len(x_test), 1))
-        else:
-            majority_scores = np.tile(
-                np.eye(len(vocabulary))[
-                    Counter(np.r_[y_train, y_valid].argmax(1)).most_common(1)[0][0]
-                ],
-                (len(x_test), 1),
-            )
+        majority = majority_scores(task, np.r_[y_train, y_valid], len(x_test))
         per_seed.append({
             "seed": seed, "weight_decay": decay, "n_train": len(x_train) + len(x_valid), "n_test": len(x_test),
-            "baseline": _score(meta, vocabulary, test_scores, y_test),
-            "majority": _score(meta, vocabulary, majority_scores.astype(np.float32), y_test),
+            "baseline": score_predictions(task, test_scores, y_test),
+            "majority": score_predictions(task, majority, y_test),
         })  # fmt: skip
     summary: dict[str, Any] = {
         "features": "log-mel 64 mean+std, standardised",
@@ -101,10 +77,6 @@ def run_baseline(
     }
     for kind in ("baseline", "majority"):
         for metric in per_seed[0][kind]:
-            values = [s[kind][metric] for s in per_seed]
-            summary[f"{kind}_{metric}"] = {
-                "mean": float(np.mean(values)),
-                "std": float(np.std(values)),
-            }
+            summary[f"{kind}_{metric}"] = summarize([s[kind][metric] for s in per_seed])
     summary["per_seed"] = per_seed
     return summary

@@ -75,19 +75,14 @@ def checkpoint_source(uri: str, label: str | None = None) -> EncoderSource:
     Raises:
         FileNotFoundError: not a checkpoint folder (no model.pt or lineage.json).
     """
-    from uts.store import open_fs
     from uts.train.config import PretrainConfig
+    from uts.train.model import read_checkpoint
 
-    fs, path = open_fs(uri)
-    for name in ("model.pt", "lineage.json"):
-        if not fs.exists(join_uri(path, name)):
-            raise FileNotFoundError(f"{uri} is not a pretraining checkpoint (no {name})")
+    fs, path, lineage = read_checkpoint(uri)
     digest = hashlib.sha256()
     with fs.open(join_uri(path, "model.pt"), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    with fs.open(join_uri(path, "lineage.json"), "r", encoding="utf-8") as f:
-        lineage = json.load(f)
     config = PretrainConfig(**lineage["config"])
     return EncoderSource("checkpoint", f"ckpt-{digest.hexdigest()[:16]}", label or uri.rstrip("/"),
                          config=config, checkpoint=uri, lineage=lineage)  # fmt: skip

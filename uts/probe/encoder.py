@@ -1,16 +1,9 @@
-"""A frozen encoder on the probe tasks: clip embeddings (masked mean of the encoder's frames) fed to
-the same protocol as the log-mel baseline (standardise -> logistic regression, L2 picked on the
-validation split, mean and std over the task's seeds), so the numbers sit side by side.
-
-This is the minimal probe the pretraining job prints; the evaluation job (linear, xares, knn, mlp
-protocols) builds on the same embeddings.
-"""
+"""Clip embeddings of a frozen encoder (masked mean of its frames, eval mode): what every probe
+protocol of the evaluation (uts.probe.protocols, jobs/evaluate.py) is trained on."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -19,10 +12,8 @@ import torch
 from uts.audio import Wave
 from uts.audio.fbank import Fbank
 from uts.models.zipformer import Zipformer, masked_mean
-from uts.probe.baseline import run_baseline
-from uts.probe.tasks import read_task
 
-__all__ = ["embed", "probe_tasks"]
+__all__ = ["embed"]
 
 
 @torch.no_grad()
@@ -40,26 +31,3 @@ def embed(encoder: Zipformer, waves: Sequence[Wave], *, batch: int = 16) -> npt.
         pooled = masked_mean(frames, frame_lengths)  # (B, D)
         out[chosen] = pooled.float().numpy()
     return out
-
-
-def probe_tasks(
-    tasks_root: Path, names: Sequence[str], features: Mapping[str, npt.NDArray[np.float32]]
-) -> dict[str, dict[str, Any]]:
-    """Per task: its metric, the score of `features` (mean, std over seeds), and the stored log-mel
-    baseline and majority scores for comparison."""
-    import json
-
-    results = {}
-    for name in names:
-        folder = tasks_root / name
-        meta, vocabulary, splits = read_task(folder)
-        metric = "mAP" if meta["metric"] == "mAP" else "accuracy"
-        scored = run_baseline(meta, vocabulary, splits, features)
-        stored = json.loads((folder / "baseline.json").read_text("utf-8"))
-        results[name] = {
-            "metric": metric,
-            "score": scored[f"baseline_{metric}"],
-            "logmel": stored[f"baseline_{metric}"],
-            "majority": stored[f"majority_{metric}"],
-        }
-    return results

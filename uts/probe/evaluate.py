@@ -27,8 +27,10 @@ __all__ = [
     "domain_means",
     "evaluate_task",
     "load_task",
+    "majority_scores",
     "score_predictions",
     "seed_means",
+    "split_arrays",
     "summarize",
 ]
 
@@ -114,7 +116,7 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
 
-def _arrays(
+def split_arrays(
     task: TaskSpec, part: Mapping[str, Sequence[str]], features: Mapping[str, Matrix]
 ) -> tuple[Matrix, Matrix]:
     index = {label: i for i, label in enumerate(task.vocabulary)}
@@ -127,7 +129,7 @@ def _arrays(
     return x, y
 
 
-def _majority(task: TaskSpec, y_seen: Matrix, n_test: int) -> Matrix:
+def majority_scores(task: TaskSpec, y_seen: Matrix, n_test: int) -> Matrix:
     """Scores of the trivial predictor: label prevalence (multilabel) or the most common class."""
     if task.multilabel:
         return np.tile(y_seen.mean(0), (n_test, 1)).astype(np.float32)
@@ -156,11 +158,11 @@ def evaluate_task(
         if not parts["train"] or not parts["test"]:
             raise ValueError(f"task {task.name}: split {seed} has an empty train or test set")
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = (
-            _arrays(task, parts[s], features) for s in SPLITS
+            split_arrays(task, parts[s], features) for s in SPLITS
         )
         scores = fit_predict(protocol, x_train, y_train, x_valid, y_valid, x_test,
                              multilabel=task.multilabel, seed=seed)  # fmt: skip
-        majority = _majority(task, np.r_[y_train, y_valid], len(x_test))
+        majority = majority_scores(task, np.r_[y_train, y_valid], len(x_test))
         per_seed.append({
             "seed": seed, "n_train": len(x_train), "n_valid": len(x_valid), "n_test": len(x_test),
             "score": score_predictions(task, scores, y_test),

@@ -16,7 +16,7 @@ import torch
 from uts.objectives.base import Pretrainer
 from uts.train.config import PretrainConfig
 
-__all__ = ["build_model", "load_checkpoint"]
+__all__ = ["build_model", "load_checkpoint", "read_checkpoint"]
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -43,9 +43,8 @@ def build_model(
     return model
 
 
-def load_checkpoint(uri: str) -> tuple[Pretrainer, PretrainConfig, dict[str, Any]]:
-    """(model in eval mode with the checkpoint's weights, its config, its lineage) of a checkpoint
-    folder (local path or any store URI).
+def read_checkpoint(uri: str) -> tuple[Any, str, dict[str, Any]]:
+    """(filesystem, path, lineage.json) of a checkpoint folder (local path or any store URI).
 
     Raises:
         FileNotFoundError: the folder lacks model.pt or lineage.json.
@@ -58,6 +57,19 @@ def load_checkpoint(uri: str) -> tuple[Pretrainer, PretrainConfig, dict[str, Any
             raise FileNotFoundError(f"{uri} is not a pretraining checkpoint (no {name})")
     with fs.open(join_uri(path, "lineage.json"), "r", encoding="utf-8") as f:
         lineage: dict[str, Any] = json.load(f)
+    return fs, path, lineage
+
+
+def load_checkpoint(uri: str) -> tuple[Pretrainer, PretrainConfig, dict[str, Any]]:
+    """(model in eval mode with the checkpoint's weights, its config, its lineage) of a checkpoint
+    folder (local path or any store URI).
+
+    Raises:
+        FileNotFoundError: the folder lacks model.pt or lineage.json.
+    """
+    from uts.store import join_uri
+
+    fs, path, lineage = read_checkpoint(uri)
     config = PretrainConfig(**lineage["config"])
     model = build_model(config)
     with fs.open(join_uri(path, "model.pt"), "rb") as f:
