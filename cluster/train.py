@@ -194,11 +194,12 @@ class _Collective:
         return torch.cat(parts)
 
 
-def _build(config: PretrainConfig, rank: int, world: int, gather: Any) -> tuple[Any, Any, Any]:
+def _build(config: PretrainConfig, rank: int, world: int, gather: Any,
+           tag_prior: list[float] | None = None) -> tuple[Any, Any, Any]:  # fmt: skip
     from uts.train import build_optimizer
     from uts.train.model import build_model
 
-    model = build_model(config, rank=rank, world=world, gather=gather)
+    model = build_model(config, rank=rank, world=world, gather=gather, tag_prior=tag_prior)
     optimizer, scheduler = build_optimizer(model, config.optimizer, lr=config.lr, warmup_steps=config.warmup_steps,
                                            lr_steps=config.lr_steps, lr_epochs=config.lr_epochs)  # fmt: skip
     return model, optimizer, scheduler
@@ -275,7 +276,9 @@ def train_loop(payload: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     collective = _Collective(world, device)
-    model, optimizer, scheduler = _build(config, rank, world, collective.gather_padded)
+    model, optimizer, scheduler = _build(
+        config, rank, world, collective.gather_padded, payload.get("tag_prior")
+    )
     use_fp16 = config.fp16 and device.type == "cuda"
     scaler = torch.amp.GradScaler() if use_fp16 else None
     state = {"step": 0, "epoch": 0, "skipped": 0, "audio_seconds": 0.0, "history": []}
@@ -448,8 +451,9 @@ def _portable(fs: Any) -> Any:
 
 def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name: str,
         lineage: dict[str, Any], init_from: str | None = None, accelerator_type: str | None = None,
-        preload: bool = False) -> Any:  # fmt: skip
-    """Run (or resume: same `name` and `storage`) a training run; returns Ray Train's Result."""
+        preload: bool = False, tag_prior: list[float] | None = None) -> Any:  # fmt: skip
+    """Run (or resume: same `name` and `storage`) a training run; returns Ray Train's Result.
+    `tag_prior`: the vocabulary's K tag priors, where an MTC head's bias starts."""
     import pyarrow.fs
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -472,6 +476,7 @@ def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name:
             "init_from": init_from,
             "run_dir": storage.rstrip("/") + "/" + name,
             "preload": preload,
+            "tag_prior": tag_prior,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.num_workers,

@@ -31,6 +31,7 @@ from uts import __version__
 from uts.llm.stage import versions
 from uts.objectives import OBJECTIVES
 from uts.store import Store, join_uri
+from uts.tags import load_vocab
 from uts.train.config import PRESETS, PretrainConfig, preset
 
 DEMO = "demo"
@@ -180,8 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     try:
+        prior = load_vocab(store.uri("vocab", vocab_name), k=config.k).prior().tolist()
         result = fit(config, datasets=datasets, storage=store.uri("runs"), name=name, lineage=lineage,
-                     init_from=args.init_from, accelerator_type=args.accelerator_type)  # fmt: skip
+                     init_from=args.init_from, accelerator_type=args.accelerator_type, tag_prior=prior)  # fmt: skip
     except Exception as exc:  # Ray's TrainingFailedError wraps the worker's error
         print(f"error: training failed: {exc}", file=sys.stderr)
         return 1
@@ -263,7 +265,6 @@ def prepare(
     """Everything checked before a worker starts; an error message instead when something is
     missing or inconsistent."""
     from uts.data import list_shards
-    from uts.tags import load_vocab
 
     try:
         shards = list_shards(store.uri("corpora", args.corpus))

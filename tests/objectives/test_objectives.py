@@ -323,3 +323,23 @@ def test_ar_greedy_equals_step_by_step_argmax(tokenizer: Any) -> None:
                 break
         expected = [t for t in tokens[1:] if t != special.eos]
         assert decoded[row] == expected[: len(decoded[row])] and len(decoded[row]) == len(expected)
+
+
+def test_mtc_head_starts_at_the_tag_priors() -> None:
+    """build_model(tag_prior=...) sets the MTC head's bias to the priors' log-odds (clamped to
+    [1e-4, 0.5]); a prior of the wrong length is refused."""
+    from uts.tags.vocab import Vocabulary
+    from uts.train.config import preset as train_preset
+    from uts.train.model import build_model
+
+    vocab = Vocabulary(("a", "b", "c", "d"), (50, 10, 1, 0), (4.0, 3.0, 2.0, 1.0), n_clips=100)
+    prior = vocab.prior()
+    assert prior.tolist() == [0.5, 0.1, 0.01, 0.0]
+    model = build_model(train_preset("smoke", k=4), tag_prior=prior.tolist())
+    bias = model.objective.head.linear.bias
+    expected = torch.tensor([0.5, 0.1, 0.01, 1e-4])
+    torch.testing.assert_close(torch.sigmoid(bias), expected)
+    with pytest.raises(ValueError, match="3 tag priors for a head of 4"):
+        build_model(train_preset("smoke", k=4), tag_prior=[0.1, 0.1, 0.1])
+    plain = build_model(train_preset("smoke", k=4))
+    assert not torch.equal(plain.objective.head.linear.bias, bias)

@@ -95,6 +95,10 @@ class Vocabulary:
             self.meta,
         )
 
+    def prior(self) -> npt.NDArray[np.float64]:
+        """Each tag's share of the clips it was counted on (df / N): (K,)."""
+        return np.asarray(self.df, np.float64) / max(self.n_clips, 1)
+
     @cached_property
     def _index(self) -> dict[str, int]:
         return {self._key(t): i for i, t in enumerate(self.tags)}

@@ -8,15 +8,19 @@ its training started from.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from uts.objectives.base import Pretrainer
+from uts.objectives.mtc import MTC
 from uts.train.config import PretrainConfig
 
-__all__ = ["build_model", "load_checkpoint", "read_checkpoint"]
+if TYPE_CHECKING:
+    from uts.store import Store
+
+__all__ = ["build_model", "latest_checkpoint", "load_checkpoint", "read_checkpoint"]
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -25,9 +29,10 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 def build_model(
     config: PretrainConfig, *, rank: int = 0, world: int = 1,
-    gather: Callable[[torch.Tensor], torch.Tensor] = _identity,
+    gather: Callable[[torch.Tensor], torch.Tensor] = _identity, tag_prior: Sequence[float] | None = None,
 ) -> Pretrainer:  # fmt: skip
-    """Encoder + objective head(s), seeded by `config.seed` (the same weights on every rank)."""
+    """Encoder + objective head(s), seeded by `config.seed` (the same weights on every rank).
+    `tag_prior` (K tag priors, uts.tags.Vocabulary.prior) starts an MTC head's bias at their log-odds."""
     from uts.models.zipformer import preset
     from uts.objectives import ObjectiveConfig, build_pretrainer
 
@@ -40,6 +45,13 @@ def build_model(
     model = build_pretrainer(encoder, objective, rank=rank, world_size=world, gather=gather)
     if not config.specaug:
         model.specaug.time_masks = model.specaug.freq_masks = 0
+    mtc = (
+        model.objective
+        if isinstance(model.objective, MTC)
+        else getattr(model.objective, "mtc", None)
+    )
+    if tag_prior is not None and isinstance(mtc, MTC):
+        mtc.init_prior(tag_prior)
     return model
 
 
@@ -75,3 +87,21 @@ def load_checkpoint(uri: str) -> tuple[Pretrainer, PretrainConfig, dict[str, Any
     with fs.open(join_uri(path, "model.pt"), "rb") as f:
         model.load_state_dict(torch.load(f, map_location="cpu"))
     return model.eval(), config, lineage
+
+
+def latest_checkpoint(store: Store, run: str) -> tuple[str, dict[str, Any]] | None:
+    """(URI, state.json) of the run's checkpoint with the most steps, among those with a state.json
+    (Ray Train writes it with the weights), or None when the run has none."""
+    from uts.store import join_uri
+
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for path in store.fs.glob(join_uri(store.path("runs", run), "checkpoint_*", "state.json")):
+        with store.fs.open(path, "r", encoding="utf-8") as f:
+            state: dict[str, Any] = json.load(f)
+        if best is None or int(state["step"]) > best[0]:
+            best = (int(state["step"]), str(path).rsplit("/", 1)[0], state)
+    if best is None:
+        return None
+    folder = best[1]
+    uri = folder if store.local else store.uri(folder[len(store.root) :].lstrip("/"))
+    return uri, best[2]
