@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/llm_stage.py
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/pretrain.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

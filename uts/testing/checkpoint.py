@@ -1,0 +1,50 @@
+"""Random-init checkpoints in a store, saved the way jobs/pretrain.py saves them (model.pt +
+lineage.json under runs/<run>/checkpoint_*), with the vocabulary an mtc checkpoint needs: for the
+serving tests and benchmarks/serve.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from uts.store import Store
+from uts.tags.vocab import Vocabulary, write_vocab_files
+from uts.train.config import PretrainConfig
+from uts.train.model import build_model
+
+__all__ = ["publish_vocab", "save_checkpoint"]
+
+STAMP = "2026-01-01_00-00-00.000000"  # the checkpoint folder's time stamp
+
+
+def publish_vocab(store: Store, name: str, tags: tuple[str, ...]) -> str:
+    """Publish a vocabulary folder as jobs/build_vocab.py does (`tags` best first); returns its
+    fingerprint."""
+    fingerprint = hashlib.sha256("\n".join(tags).encode()).hexdigest()[:16]
+    vocab = Vocabulary(tags=tags, df=tuple(range(len(tags), 0, -1)),
+                       score=tuple(float(s) for s in range(len(tags), 0, -1)), n_clips=100, name=name)  # fmt: skip
+    meta = {"name": name, "n_clips": 100, "normalize": True, "vocab_fingerprint": fingerprint}
+    with store.staging() as staged:
+        write_vocab_files(staged, vocab.to_table(), meta)
+        store.publish(staged, "vocab", name)
+    return fingerprint
+
+
+def save_checkpoint(
+    store: Store, run: str, config: PretrainConfig, vocab: str, fp: str, *, step: int | None = None
+) -> Path:
+    """The random-init model of `config` as checkpoint folder runs/<run>/checkpoint_<STAMP>, trained
+    (says its lineage) on vocabulary `vocab` with fingerprint `fp`; with `step`, also the
+    state.json that marks a finished checkpoint (what `latest_checkpoint` looks for)."""
+    folder = Path(store.path("runs", run, f"checkpoint_{STAMP}"))
+    folder.mkdir(parents=True)
+    torch.save(build_model(config).state_dict(), folder / "model.pt")
+    lineage = {"config": config.to_dict(), "corpus": {"name": "c", "fingerprint": "f"},
+               "tags": {"fingerprint": "t"}, "vocab": {"name": vocab, "fingerprint": fp, "k": config.k}}  # fmt: skip
+    (folder / "lineage.json").write_text(json.dumps(lineage))
+    if step is not None:
+        (folder / "state.json").write_text(json.dumps({"step": step}))
+    return folder
