@@ -35,8 +35,9 @@ from uts.probe.embeddings import (
 )
 from uts.probe.evaluate import TaskSpec, domain_means, evaluate_task, load_task
 from uts.probe.report import comparison_table, write_report
-from uts.store import Store, join_uri
+from uts.store import Store
 from uts.train.config import PRESETS, preset
+from uts.train.model import latest_checkpoint
 
 PROTOCOLS = ("linear", "xares", "knn", "mlp", "logistic")
 
@@ -68,21 +69,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="held-out clips for retrieval (contrastive) and captioning (ar, par, "
                              "multitask) runs; 0 skips them (default 500)")  # fmt: skip
     return parser.parse_args(argv)
-
-
-def latest_checkpoint(store: Store, run: str) -> tuple[str, dict[str, Any]] | None:
-    """(URI, state.json) of the run's checkpoint with the most steps."""
-    best: tuple[int, str, dict[str, Any]] | None = None
-    for path in store.fs.glob(join_uri(store.path("runs", run), "checkpoint_*", "state.json")):
-        with store.fs.open(path, "r", encoding="utf-8") as f:
-            state = json.load(f)
-        if best is None or int(state["step"]) > best[0]:
-            best = (int(state["step"]), path.rsplit("/", 1)[0], state)
-    if best is None:
-        return None
-    folder = best[1]
-    uri = folder if store.local else store.uri(folder[len(store.root) :].lstrip("/"))
-    return uri, best[2]
 
 
 def find_tasks(store: Store, wanted: str) -> list[TaskSpec] | str:
@@ -304,6 +290,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{key}: {json.dumps(summarize_extra(value))}")
     print(f"wrote {uri} in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def probe_checkpoint(store: Store, checkpoint: str, *, tasks: str = "all", protocol: str = "logistic",
+                     seeds: int | None = None, cache: bool = True, engine: str = "local",
+                     check_leak: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Probe one checkpoint as this job scores it, for callers that want the numbers (sweeps):
+    no baselines, no held-out metrics, nothing published.
+
+    Returns {"space", "results": {task: result}, "domain_means": {speech, music, environment, all}}.
+
+    Raises:
+        ValueError: no or unknown task folders, or a task holding the run's training clips.
+        FileNotFoundError: `checkpoint` is not a checkpoint folder.
+    """
+    found = find_tasks(store, tasks)
+    if isinstance(found, str):
+        raise ValueError(found)
+    source = checkpoint_source(checkpoint)
+    problem = leaked(store, found, source.lineage) if check_leak else None
+    if problem:
+        raise ValueError(problem)
+    bank = WaveBank(store)
+    for task in found:
+        bank.want(task)
+    args = argparse.Namespace(engine=engine, cache=cache, protocol=protocol, seeds=seeds)
+    results, _ = evaluate_source(store, source, found, args, bank)
+    return {"space": source.space, "results": results, "domain_means": domain_means(results)}
 
 
 if __name__ == "__main__":
