@@ -114,17 +114,10 @@ def make_demo_inputs(store: Store, vocab_name: str, cache: str) -> None:
 
 def read_tags(store: Store, corpus: str, fingerprint: str) -> dict[str, list[str]]:
     """clip id -> tags, for the tag rows with status ok."""
-    import pyarrow.parquet as pq
+    from uts.llm.stage import read_parts
 
-    out: dict[str, list[str]] = {}
-    for part in sorted(
-        store.fs.glob(join_uri(store.path("tags", corpus, fingerprint), "part-*.parquet"))
-    ):
-        with store.fs.open(part, "rb") as f:
-            for row in pq.read_table(f, columns=["clip_id", "tags", "status"]).to_pylist():
-                if row["status"] == "ok" and row["tags"]:
-                    out[row["clip_id"]] = row["tags"]
-    return out
+    rows = read_parts(store.uri("tags", corpus, fingerprint), ["clip_id", "tags", "status"])
+    return {r["clip_id"]: r["tags"] for r in rows if r["status"] == "ok" and r["tags"]}
 
 
 def git_commit() -> str | None:
@@ -217,13 +210,10 @@ def changed_inputs(store: Store, name: str, lineage: dict[str, Any]) -> str | No
 
 def finished_checkpoint(store: Store, name: str, max_steps: int) -> str | None:
     """The checkpoint of run `name` that reached `max_steps`, if the run got that far."""
-    best: tuple[int, str] | None = None
-    for state in store.fs.glob(join_uri(store.path("runs", name), "checkpoint_*", "state.json")):
-        with store.fs.open(state) as f:
-            step = int(json.load(f)["step"])
-        if best is None or step > best[0]:
-            best = (step, state.rsplit("/", 1)[0])
-    return best[1] if best is not None and best[0] >= max_steps else None
+    from uts.train.model import latest_checkpoint
+
+    found = latest_checkpoint(store, name)
+    return found[0] if found is not None and int(found[1]["step"]) >= max_steps else None
 
 
 PROBE_PROTOCOL = "logistic"  # converged, L2 chosen on validation: steady on small tasks

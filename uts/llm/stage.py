@@ -25,6 +25,7 @@ __all__ = [
     "fingerprint",
     "finish_stage",
     "part_name",
+    "read_parts",
     "run_shard",
     "run_stage",
     "versions",
@@ -90,14 +91,21 @@ def run_shard(
     return counts
 
 
-def count_statuses(folder_uri: str) -> dict[str, int]:
-    """Rows per status over every part of a stage folder."""
+def read_parts(folder_uri: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of every part of a stage folder (captions, tags), in part order, some columns."""
     fs, path = open_fs(folder_uri)
-    counts: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
     for part in sorted(fs.glob(join_uri(path, "part-*.parquet"))):
         with fs.open(part, "rb") as f:
-            for status in pq.read_table(f, columns=["status"]).column("status").to_pylist():
-                counts[status] = counts.get(status, 0) + 1
+            rows += pq.read_table(f, columns=list(columns)).to_pylist()
+    return rows
+
+
+def count_statuses(folder_uri: str) -> dict[str, int]:
+    """Rows per status over every part of a stage folder."""
+    counts: dict[str, int] = {}
+    for row in read_parts(folder_uri, ["status"]):
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
     return counts
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from uts.audio import Wave
-from uts.store import Store, join_uri
+from uts.store import Store
 
 __all__ = ["HeldOut", "captioning", "heldout_clips", "retrieval"]
 
@@ -40,9 +40,8 @@ def heldout_clips(store: Store, lineage: dict[str, Any], *, limit: int = 500) ->
     Raises:
         FileNotFoundError: the run's corpus, tags or vocabulary is not in this store.
     """
-    import pyarrow.parquet as pq
-
     from uts.data import iter_clip_batches, load_waves
+    from uts.llm.stage import read_parts
     from uts.tags import load_vocab
     from uts.train.batching import is_validation
 
@@ -61,13 +60,7 @@ def heldout_clips(store: Store, lineage: dict[str, Any], *, limit: int = 500) ->
                 held.add(clip)
 
     def table(kind: str, fingerprint: str, columns: list[str]) -> list[dict[str, Any]]:
-        rows = []
-        for part in sorted(
-            store.fs.glob(join_uri(store.path(kind, corpus, fingerprint), "part-*.parquet"))
-        ):
-            with store.fs.open(part, "rb") as f:
-                rows += pq.read_table(f, columns=columns).to_pylist()
-        return rows
+        return read_parts(store.uri(kind, corpus, fingerprint), columns)
 
     tags = {r["clip_id"]: r["tags"] for r in table("tags", tags_fp, ["clip_id", "tags", "status"])
             if r["status"] == "ok" and r["clip_id"] in held}  # fmt: skip
