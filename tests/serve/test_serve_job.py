@@ -104,7 +104,9 @@ def test_options_from_plain_arguments(mtc_checkpoint: str, monkeypatch: pytest.M
     relative = options_from_args({"checkpoint": Path(mtc_checkpoint).name, "store": "../.."})
     assert relative.checkpoint == mtc_checkpoint  # made absolute for the replicas
     assert relative.settings.store == str(Path(mtc_checkpoint).parents[2])
-    assert relative.max_batch == 32 and relative.batch_wait_s == 0.01 and relative.autoscale is None
+    assert (
+        relative.max_batch == 32 and relative.batch_wait_s == 0.025 and relative.autoscale is None
+    )
     with pytest.raises(OptionsError, match="unknown argument"):
         options_from_args({"checkpoint": mtc_checkpoint, "max_batchsize": 3})
     with pytest.raises(OptionsError, match="exactly one of run"):

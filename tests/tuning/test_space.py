@@ -3,7 +3,6 @@ input, all before Ray starts."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import optuna
@@ -137,11 +136,6 @@ def argv(store: Path, *extra: str) -> list[str]:
             "--objective", "multitask", "--k", "6,12", "--lam-range", "0.5,2", "--preset", "smoke", *extra]  # fmt: skip
 
 
-def ray_started() -> bool:
-    ray = sys.modules.get("ray")
-    return bool(ray is not None and ray.is_initialized())
-
-
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -165,11 +159,17 @@ def ray_started() -> bool:
     ],
 )
 def test_bad_input_is_refused_before_any_trial(
-    sweep_store: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
-) -> None:
+    sweep_store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    extra: list[str], message: str,
+) -> None:  # fmt: skip
+    import cluster.runtime
+
+    def no_ray(**_: object) -> None:  # another test's session may have Ray up already
+        raise AssertionError("the sweep started Ray before refusing its input")
+
+    monkeypatch.setattr(cluster.runtime, "ensure_ray", no_ray)
     assert sweep.main(argv(sweep_store, *extra)) == 2
     assert message in capsys.readouterr().err
-    assert not ray_started()
     assert not (sweep_store / "runs").exists()
     assert not (sweep_store / "sweeps" / "bad" / "report").exists()
 
