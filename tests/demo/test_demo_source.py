@@ -37,12 +37,25 @@ def test_demo_items_labels_and_partitions(demo_cache: Path) -> None:
     )
     cow = by_id["speech/tuxpaint/bg/animals/mammals/cow_desc_bg"]
     assert cow.text == "Крава." and cow.text_kind == "transcript" and cow.labels["language"] == "bg"
+    # Voices without a transcript get a templated line: the language (and the telephone prompt
+    # setting), never the speaker; no speech clip is left without a description.
+    speech = [i for i in items if i.domain == "speech"]
+    assert all(i.text for i in speech)
+    fillets = {i.text for i in speech if i.labels["set"] == "fillets"}
+    assert fillets == {"Speech in Czech.", "Speech in Dutch."}
+    assert {i.text for i in speech if i.labels["set"] == "asterisk"} == {
+        "A telephone prompt spoken in English."
+    }
     # Music: notes cut from one render per program; silent pitches are left out; probe programs
     # are rendered with both soundfonts, pretraining programs with FluidR3 only.
     notes = [i for i in items if i.labels.get("set") == "gm"]
     assert notes and all(i.labels["pitch"] <= 90 and i.duration_s == 4.0 for i in notes)
     for item in notes:
-        assert item.text.startswith(f"A single {note_name(item.labels['pitch'])} note")
+        octave = item.labels["pitch"] // 12 - 1  # C4 = 60: the register word follows the octave
+        register = {2: "deep", 3: "low", 4: "middle", 5: "high", 6: "shrill"}[octave]
+        assert item.text.startswith(
+            f"A single {note_name(item.labels['pitch'])} note, {register} in pitch,"
+        )
         fonts = {
             n.labels["soundfont"] for n in notes if n.labels["program"] == item.labels["program"]
         }

@@ -45,6 +45,9 @@ FAMILIES = {
 }
 PITCHES = range(36, 96)  # C2..B6: 60 pitch classes
 VELOCITIES = {"soft": 50, "medium": 80, "loud": 110}
+# The register a listener would name, by octave (C2..B6): one word each, so every note carries a
+# pitch tag shared with a fifth of the notes (the note names alone are each on ~1/60 of them).
+REGISTER = {2: "deep", 3: "low", 4: "middle", 5: "high", 6: "shrill"}
 NOTE_S, HOLD_S = 4.0, 3.0  # each note: 3 s held, 1 s release, cut into its own 4 s clip
 DRUM_PIECES = (
     ("kick", ("kick", "bassdrum", "bass drum", "bd")),
@@ -146,7 +149,8 @@ def music_items(
                             domain="music",
                             source=f"rendered with fluidsynth from {Path(SOUNDFONTS[font]).name}",
                             license="MIT" if font == "fluidr3" else "GPL-2",
-                            text=f"A single {name} note played on a {family.replace('_', ' ')} instrument, {dynamic}.",
+                            text=f"A single {name} note, {REGISTER[pitch // 12 - 1]} in pitch, played on a "
+                            f"{family.replace('_', ' ')} instrument, {dynamic}.",
                             text_kind="templated",
                             labels={
                                 "family": family,

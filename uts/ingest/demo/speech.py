@@ -22,6 +22,11 @@ ASTERISK = "usr/share/asterisk/sounds/en_US_f_Allison"
 
 # Tux Paint languages whose descriptions one named person recorded (upstream changelog).
 TUX_LANGUAGES = ("be", "bg", "da", "el", "es", "ro", "ru")
+# English names for templated lines ("Speech in Czech."): a language is an attribute a real
+# caption gives; the speaker never is.
+LANGUAGE_NAMES = {"be": "Belarusian", "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "el": "Greek",
+                  "en": "English", "es": "Spanish", "nl": "Dutch", "pl": "Polish", "ro": "Romanian",
+                  "ru": "Russian", "uk": "Ukrainian"}  # fmt: skip
 HEDGEWARS_LANGUAGE = {"Default_es": "es", "Default_pl": "pl", "Default_ru": "ru", "Default_uk": "uk",
                       "Russian": "ru", "Russian_pl": "pl"}  # fmt: skip
 
@@ -94,8 +99,8 @@ def speech_items(root: Path, rng: random.Random, *, per_speaker: int = 100) -> l
                     domain="speech",
                     source="tuxpaint-stamps-default",
                     license="GPL-2",
-                    text=text,
-                    text_kind="transcript" if text else "",
+                    text=text or f"Speech in {LANGUAGE_NAMES[language]}.",
+                    text_kind="transcript" if text else "templated",
                     labels={
                         "speaker": f"tuxpaint-{language}",
                         "language": language,
@@ -117,6 +122,8 @@ def speech_items(root: Path, rng: random.Random, *, per_speaker: int = 100) -> l
                         domain="speech",
                         source=f"fillets-ng-data-{language}",
                         license="GPL-2",
+                        text=f"Speech in {LANGUAGE_NAMES[language]}.",
+                        text_kind="templated",
                         labels={
                             "speaker": f"fillets-{language}-{role}",
                             "language": language,
@@ -136,6 +143,8 @@ def speech_items(root: Path, rng: random.Random, *, per_speaker: int = 100) -> l
                 domain="speech",
                 source="asterisk-core-sounds-en-wav",
                 license="CC-BY-SA-3.0",
+                text="A telephone prompt spoken in English.",
+                text_kind="templated",
                 labels={
                     "speaker": "asterisk-allison",
                     "language": "en",
