@@ -241,7 +241,11 @@ def _validate(model: Any, shard: Any, config: PretrainConfig, tokenizers: dict[s
             loss, _ = pretrainer.objective.loss(batch, outputs)
             total += float(loss) * len(group)
             count += len(group)
-            logits = outputs.get("logits", outputs.get("mtc_logits"))
+            # Tag logits (B, K) come from an MTC head: mtc's "logits", multitask's "mtc_logits".
+            # The generative objectives' "logits" are token logits and have no tag scores.
+            logits = {"mtc": outputs.get("logits"), "multitask": outputs.get("mtc_logits")}.get(
+                config.objective
+            )
             if logits is not None:
                 scores.append(torch.sigmoid(logits.float()).cpu().numpy())
                 truth.append(batch["targets"].cpu().numpy())
