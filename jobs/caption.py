@@ -20,6 +20,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from cluster.parallel import mapper_for
 from jobs.llm_args import (
@@ -53,6 +54,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def stage_inputs(args: argparse.Namespace, corpus_fingerprint: str) -> dict[str, Any]:
+    """Everything that changes the captions: their fingerprint is a hash of this."""
+    inputs = {"stage": "caption", "backend": args.backend, "corpus_fingerprint": corpus_fingerprint,
+              "lint_version": PARSER_VERSION}  # fmt: skip
+    if args.backend != "corpus":
+        inputs |= {"model": model_id(args, "caption"), "revision": args.revision,
+                   "prompt": "(audio only, no text prompt)", "sampling": sampling(args).as_dict(), "limit": args.limit}  # fmt: skip
+    return inputs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if problem := check_model_args(args):
@@ -65,12 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}; run jobs/ingest.py first", file=sys.stderr)
         return 2
     corpus = store.read_json("corpora", args.corpus, "corpus.json")
-    inputs = {"stage": "caption", "backend": args.backend, "corpus_fingerprint": corpus["fingerprint"],
-              "lint_version": PARSER_VERSION}  # fmt: skip
+    inputs = stage_inputs(args, corpus["fingerprint"])
     chosen = sampling(args)
-    if args.backend != "corpus":
-        inputs |= {"model": model_id(args, "caption"), "revision": args.revision,
-                   "prompt": "(audio only, no text prompt)", "sampling": chosen.as_dict(), "limit": args.limit}  # fmt: skip
     fp = fingerprint(inputs)
     out = store.uri("captions", args.corpus, fp)
     if store.is_complete("captions", args.corpus, fp):

@@ -24,6 +24,7 @@ import functools
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from cluster.parallel import mapper_for
 from jobs.llm_args import (
@@ -88,6 +89,25 @@ def latest_complete(store: Store, *parts: str) -> str | None:
     return max(finished)[1] if finished else None
 
 
+def stage_inputs(args: argparse.Namespace, captions_fingerprint: str) -> dict[str, Any]:
+    """Everything that changes the tags: their fingerprint is a hash of this.
+
+    Raises:
+        FileNotFoundError: the prompt version does not exist.
+    """
+    inputs: dict[str, Any] = {"stage": "tag", "backend": args.backend, "captions_fingerprint": captions_fingerprint,
+                              "parser_version": PARSER_VERSION, "keep_suspect": args.keep_suspect}  # fmt: skip
+    if args.backend == "rules":
+        inputs["rules_version"] = RULES_VERSION
+        return inputs
+    prompt, strict = load_prompt("tagging", args.prompt_version), load_prompt("tagging_strict", 1)
+    inputs |= {"model": model_id(args, "tag"), "revision": args.revision,
+               "prompt": {prompt.id: prompt.text, strict.id: strict.text},
+               "sampling": sampling(args, structured=args.structured).as_dict(), "language": args.language,
+               "limit": args.limit}  # fmt: skip
+    return inputs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if problem := check_model_args(args):
@@ -106,23 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     caption_dir = store.uri("captions", args.corpus, captions)
-    inputs = {"stage": "tag", "backend": args.backend, "captions_fingerprint": captions,
-              "parser_version": PARSER_VERSION, "keep_suspect": args.keep_suspect}  # fmt: skip
-    if args.backend == "rules":
-        inputs["rules_version"] = RULES_VERSION
-    else:
-        try:
-            prompt, strict = (
-                load_prompt("tagging", args.prompt_version),
-                load_prompt("tagging_strict", 1),
-            )
-        except FileNotFoundError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        chosen = sampling(args, structured=args.structured)
-        inputs |= {"model": model_id(args, "tag"), "revision": args.revision,
-                   "prompt": {prompt.id: prompt.text, strict.id: strict.text},
-                   "sampling": chosen.as_dict(), "language": args.language, "limit": args.limit}  # fmt: skip
+    try:
+        inputs = stage_inputs(args, captions)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     fp = fingerprint(inputs)
     out = store.uri("tags", args.corpus, fp)
     if store.is_complete("tags", args.corpus, fp):
@@ -144,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             sources, out, process, columns=None, mapper=mapper_for(args.workers), meta=meta
         )
     else:
+        prompt, strict = (
+            load_prompt("tagging", args.prompt_version),
+            load_prompt("tagging_strict", 1),
+        )
+        chosen = sampling(args, structured=args.structured)
         spec = tag_spec(prompt, strict, language=None if args.language == "any" else "en",
                         keep_suspect=args.keep_suspect)  # fmt: skip
         result = run_with_model(args, "tag", chosen, spec, sources, out, meta)

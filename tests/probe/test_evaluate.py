@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from jobs import evaluate
 from uts.probe.evaluate import domain_means, evaluate_task, load_task
 from uts.probe.tasks import Task, write_task
+from uts.testing.corpus import make_task_folder
 from uts.train.config import preset
 from uts.train.model import build_model
 
@@ -26,41 +26,6 @@ SHAPES = [
     ("mtat", "multilabel", "mAP", "music", ["guitar", "piano", "vocal", "drum"]),
     ("nsynth_pitch", "multiclass", "accuracy", "music", ["48", "55", "60", "67"]),
 ]
-
-
-def _tone(path: Path, freq: float, rate: int, seconds: float, rng: np.random.Generator) -> None:
-    t = np.arange(int(rate * seconds)) / rate
-    wave = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(len(t))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, wave.astype(np.float32), rate)
-
-
-def make_task_folder(
-    root: Path, name: str, kind: str, metric: str, domain: str, classes: list[str]
-) -> None:
-    """A HEAR-style folder with its own audio/ (wav and flac, 16 and 44.1 kHz), 3 seeds."""
-    rng = np.random.default_rng(len(name))
-    labels, groups = {}, {}
-    for i in range(36):
-        first = i % len(classes)
-        chosen = (
-            (classes[first], classes[(first + 1) % len(classes)])
-            if kind == "multilabel" and i % 2
-            else (classes[first],)
-        )
-        clip = f"clips/{name}_{i:03d}.{'flac' if i % 3 == 0 else 'wav'}"
-        _tone(
-            root / name / "audio" / clip,
-            200.0 * (1 + first),
-            44100 if i % 4 == 0 else 16000,
-            1.0 + (i % 3) * 0.5,
-            rng,
-        )
-        labels[clip], groups[clip] = chosen, f"g{i // 2}"
-    extra = ("chroma_accuracy",) if name == "nsynth_pitch" else ()
-    task = Task(name=name, prediction_type=kind, metric=metric, labels=labels, groups=groups,
-                audio={"folder": "audio"}, domain=domain, extra_metrics=extra)  # fmt: skip
-    write_task(task, root / name, seeds=(0, 1, 2))
 
 
 @pytest.fixture(scope="module")

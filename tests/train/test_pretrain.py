@@ -151,7 +151,8 @@ def test_text_objectives_train_on_two_workers(
     assert history[-1]["step"] == 6 and np.isfinite(history[-1]["val_loss"])
     # The evaluation adds held-out retrieval (contrastive) or captioning (multitask: AR and PAR).
     from jobs import evaluate
-    from tests.probe.test_evaluate import SHAPES, make_task_folder
+    from tests.probe.test_evaluate import SHAPES
+    from uts.testing.corpus import make_task_folder
 
     make_task_folder(tagged_store / "tasks", *SHAPES[1])
     argv = ["--store", str(tagged_store), "--run", name, "--protocol", "knn", "--seeds", "1",

