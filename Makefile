@@ -38,7 +38,7 @@ typecheck: setup
 
 # Default and `ray` tiers; `gpu` tests skip themselves without a GPU.
 unit: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 test: lint typecheck unit
 

@@ -10,7 +10,9 @@ Embeddings are extracted once per (encoder, task) with the encoder in eval mode 
 <store>/embeddings/; results go to <store>/evals/<name>/<protocol>/ (<task>.json, summary.json,
 report.md, bars.png, pca.png). A checkpoint is evaluated beside the log-mel baseline and the
 random-init encoder of its architecture, under the same protocol. A task whose clips were in the
-run's pretraining data is refused. Exit codes: 0 done, 1 a task failed, 2 bad arguments or inputs.
+run's pretraining data is refused. `--layers all` probes the concatenated means of the stem, every
+stack and the output instead of the output alone (results under <protocol>-all-layers/). Exit codes:
+0 done, 1 a task failed, 2 bad arguments or inputs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from uts.probe.embeddings import (
     random_init_source,
     task_embeddings,
 )
+from uts.probe.encoder import LAYERS
 from uts.probe.evaluate import TaskSpec, domain_means, evaluate_task, load_task
 from uts.probe.report import comparison_table, write_report
 from uts.store import Store
@@ -54,6 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", default="all", help="all, or comma-separated task names")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="linear", help="default linear")
     parser.add_argument("--seeds", type=int, default=None, help="splits per task (default: all)")
+    parser.add_argument("--layers", choices=LAYERS, default="final",
+                        help="embed the output (final), or the concatenated means of the stem, every "
+                             "stack and the output (all); results under <protocol>-all-layers")  # fmt: skip
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                         help="--baseline random-init without --run: the architecture (default demo)")  # fmt: skip
     parser.add_argument(
@@ -207,14 +213,21 @@ def summarize_extra(value: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compare(store: Store, names: Sequence[str], protocol: str) -> int:
+def results_folder(protocol: str, layers: str = "final") -> str:
+    """evals/<name>/<this>: the protocol, suffixed when every layer was read."""
+    return protocol if layers == "final" else f"{protocol}-all-layers"
+
+
+def compare(store: Store, names: Sequence[str], protocol: str, layers: str = "final") -> int:
     rows = {}
+    folder = results_folder(protocol, layers)
     for name in names:
-        if not store.is_complete("evals", name, protocol):
-            print(f"error: no {protocol} evaluation {store.uri('evals', name, protocol)}; run "
-                  f"jobs/evaluate.py --run {name} --protocol {protocol} first", file=sys.stderr)  # fmt: skip
+        if not store.is_complete("evals", name, folder):
+            print(f"error: no {folder} evaluation {store.uri('evals', name, folder)}; run "
+                  f"jobs/evaluate.py --run {name} --protocol {protocol} --layers {layers} first",
+                  file=sys.stderr)  # fmt: skip
             return 2
-        summary = store.read_json("evals", name, protocol, "summary.json")
+        summary = store.read_json("evals", name, folder, "summary.json")
         rows[summary.get("label", name)] = summary["results"]
     print(comparison_table(rows))
     return 0
@@ -224,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     store = Store(args.store)
     if args.compare:
-        return compare(store, args.compare, args.protocol)
+        return compare(store, args.compare, args.protocol, args.layers)
     if args.seeds is not None and args.seeds < 1:
         print(f"error: --seeds must be >= 1, got {args.seeds}", file=sys.stderr)
         return 2
@@ -247,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = logmel_source()
         else:
             source = random_init_source(preset(args.preset))
+        source = source.with_layers(args.layers)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -265,7 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results, used = evaluate_source(store, source, tasks, args, bank)
         rows: dict[str, Any] = {}
         if source.kind == "checkpoint" and args.baselines:
-            for baseline in (logmel_source(), random_init_source(source.config)):
+            for baseline in (
+                logmel_source(),
+                random_init_source(source.config).with_layers(args.layers),
+            ):
                 rows[baseline.label] = evaluate_source(store, baseline, tasks, args, bank)[0]
         extra = heldout_metrics(store, source, args.heldout) if source.kind == "checkpoint" else {}
     except (KeyError, ValueError, FileNotFoundError) as exc:
@@ -280,10 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids = sorted(c for c in used if c in domains)
     embeddings = (np.stack([used[c] for c in ids]), [domains[c] for c in ids]) if ids else None
     summary = {"label": source.label, "space": source.space, "kind": source.kind, "protocol": args.protocol,
+               "layers": args.layers,
                "checkpoint": source.checkpoint, "lineage": source.lineage, "state": state,
                "baselines": rows, **extra, "wall_s": round(time.monotonic() - started, 1)}  # fmt: skip
     notes = [f"{t.name}: {t.meta.get('notes')}" for t in tasks if t.meta.get("notes")]
-    uri = publish(store, name, args.protocol, results, summary,
+    uri = publish(store, name, results_folder(args.protocol, args.layers), results, summary,
                   {"rows": rows, "embeddings": embeddings, "notes": notes})  # fmt: skip
     print(comparison_table({**rows, source.label: results}))
     for key, value in extra.items():
@@ -294,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def probe_checkpoint(store: Store, checkpoint: str, *, tasks: str = "all", protocol: str = "logistic",
                      seeds: int | None = None, cache: bool = True, engine: str = "local",
-                     check_leak: bool = True) -> dict[str, Any]:  # fmt: skip
+                     check_leak: bool = True, layers: str = "final") -> dict[str, Any]:  # fmt: skip
     """Probe one checkpoint as this job scores it, for callers that want the numbers (sweeps):
     no baselines, no held-out metrics, nothing published.
 
@@ -307,7 +325,7 @@ def probe_checkpoint(store: Store, checkpoint: str, *, tasks: str = "all", proto
     found = find_tasks(store, tasks)
     if isinstance(found, str):
         raise ValueError(found)
-    source = checkpoint_source(checkpoint)
+    source = checkpoint_source(checkpoint).with_layers(layers)
     problem = leaked(store, found, source.lineage) if check_leak else None
     if problem:
         raise ValueError(problem)

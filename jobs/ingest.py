@@ -100,6 +100,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=4,
         help="demo: GM programs rendered per family (4)",
     )
+    parser.add_argument(
+        "--extra-per-speaker",
+        type=int,
+        default=0,
+        help="demo: more clips per pretraining voice of the large packs, pretraining only (0)",
+    )
+    parser.add_argument(
+        "--extra-programs",
+        type=int,
+        default=0,
+        help="demo: more GM programs per family, pretraining only (0)",
+    )
     args = parser.parse_args(argv)
     if args.source != "demo" and not args.path:
         parser.error(f"--path is required with --source {args.source}")
@@ -116,6 +128,8 @@ def collect(args: argparse.Namespace) -> tuple[list[Item], list[Reject], int, di
             seed=args.seed,
             per_speaker=args.per_speaker,
             programs_per_family=args.programs_per_family,
+            extra_per_speaker=args.extra_per_speaker,
+            extra_programs=args.extra_programs,
         )
         packages = {p.name: {"license": p.license, "why": p.why} for p in PACKAGES}
         provenance: dict[str, Any] = {"source": "demo", "packages": packages, "seed": args.seed}

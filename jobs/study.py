@@ -34,6 +34,7 @@ from typing import Any
 
 from jobs import build_vocab, caption, evaluate, ingest, pretrain, tag, tasks
 from uts.objectives import OBJECTIVES
+from uts.probe.encoder import LAYERS
 from uts.store import Store
 from uts.tags import load_vocab
 from uts.train.config import preset
@@ -148,6 +149,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     probe.add_argument("--tasks", default="all", help="probe tasks: all, or comma-separated names")
     probe.add_argument("--seeds", type=int, default=None, help="splits per task (default: all)")
+    probe.add_argument("--layers", choices=LAYERS, default="final",
+                       help="probe the output (final) or every layer's mean (all); jobs/evaluate.py")  # fmt: skip
     parser.add_argument(
         "--dry-run", action="store_true", help="print the stages' commands and stop"
     )
@@ -397,7 +400,7 @@ class Study:
     def evaluate_stage(self, run: str) -> Stage:
         a = self.args
         argv = [*self.base(), "--run", run, "--protocol", a.protocol, "--tasks", a.tasks,
-                "--preset", self.preset.train]  # fmt: skip
+                "--preset", self.preset.train, "--layers", a.layers]  # fmt: skip
         if a.seeds:
             argv += ["--seeds", str(a.seeds)]
 
@@ -405,15 +408,14 @@ class Study:
             from uts.probe.embeddings import checkpoint_source
             from uts.train.model import latest_checkpoint
 
-            parts = ("evals", run, a.protocol)
+            parts = ("evals", run, evaluate.results_folder(a.protocol, a.layers))
             found = latest_checkpoint(self.store, run)
             if found is None or not self.store.is_complete(*parts):
                 return None
             summary = self.store.read_json(*parts, "summary.json")
             wanted = self.task_names()
-            if summary.get("space") != checkpoint_source(found[0]).space or not wanted <= set(
-                summary["results"]
-            ):
+            space = checkpoint_source(found[0]).with_layers(a.layers).space
+            if summary.get("space") != space or not wanted <= set(summary["results"]):
                 return None
             return f"{self.store.uri(*parts)} holds this checkpoint's results"
 
@@ -555,11 +557,12 @@ class Study:
         if self.args.dry_run:
             return rc
         runs = getattr(self, "runs", [])
-        evaluated = [r for r in runs if self.store.is_complete("evals", r, self.args.protocol)]
+        folder = evaluate.results_folder(self.args.protocol, self.args.layers)
+        evaluated = [r for r in runs if self.store.is_complete("evals", r, folder)]
         rows: dict[str, Any] = {}
         lineage: dict[str, Any] = {}
         for run in evaluated:
-            summary = self.store.read_json("evals", run, self.args.protocol, "summary.json")
+            summary = self.store.read_json("evals", run, folder, "summary.json")
             if not rows:
                 rows.update(summary.get("baselines", {}))
             rows[run] = summary["results"]
@@ -573,7 +576,7 @@ class Study:
             "name": self.args.name, "preset": self.args.preset, "exit_code": rc,
             "command": shlex.join(["python", "jobs/study.py", *self.args.argv]),
             "wall_s": round(time.monotonic() - self.started, 1), "protocol": self.args.protocol,
-            "runs": runs, "evaluated": evaluated,
+            "layers": self.args.layers, "runs": runs, "evaluated": evaluated,
             "stages": [{"name": s.name, "command": shlex.join(s.command), "status": s.status,
                         "wall_s": s.wall_s, "note": s.note} for s in self.stages],
         }  # fmt: skip
@@ -604,7 +607,7 @@ def subprocess_run(stage: Stage, env: dict[str, str]) -> int:
 
 def report(record: dict[str, Any], table: str, lineage: dict[str, Any]) -> str:
     lines = [f"# Study {record['name']}", "",
-             f"Preset `{record['preset']}`; probe protocol `{record['protocol']}`; exit code {record['exit_code']}; "
+             f"Preset `{record['preset']}`; probe protocol `{record['protocol']}` on `{record.get('layers', 'final')}` layers; exit code {record['exit_code']}; "
              f"{record['wall_s']:.0f} s.", "", f"    {record['command']}", "", "## Comparison", ""]  # fmt: skip
     lines += [table or "(no run was evaluated yet)", "", "## Stages", "", "| stage | status | wall s | note |",
               "|---|---|---|---|"]  # fmt: skip

@@ -84,6 +84,34 @@ def test_demo_is_deterministic_for_a_seed(demo_cache: Path) -> None:
     )
 
 
+def test_extra_pretraining_material_leaves_the_probe_partition_alone(demo_cache: Path) -> None:
+    base = demo_items(demo_cache, seed=2, per_speaker=1, programs_per_family=2)
+    grown = demo_items(
+        demo_cache,
+        seed=2,
+        per_speaker=1,
+        programs_per_family=2,
+        extra_per_speaker=2,
+        extra_programs=2,
+    )
+    probe = [i for i in base if i.partition == "probe"]
+    assert probe and probe == [i for i in grown if i.partition == "probe"]
+    assert {i.clip_id for i in base} < {i.clip_id for i in grown}
+    added = [i for i in grown if i.clip_id not in {b.clip_id for b in base}]
+    assert {i.partition for i in added} == {"pretrain"}
+    # Extra speech comes from pretraining voices; extra notes from programs nobody else has.
+    pretrain_voices = {
+        i.labels["speaker"] for i in base if i.domain == "speech" and i.partition == "pretrain"
+    }
+    extra_voices = {i.labels["speaker"] for i in added if i.domain == "speech"}
+    assert extra_voices and extra_voices <= pretrain_voices
+    programs = {i.labels["program"] for i in base if i.labels.get("set") == "gm"}
+    extra_programs = {i.labels["program"] for i in added if i.labels.get("set") == "gm"}
+    assert (
+        len(extra_programs) == 2 * 11 - 1 and not extra_programs & programs
+    )  # vocal has 3 programs
+
+
 def test_demo_ingest_end_to_end(demo_cache: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     args = [

@@ -68,6 +68,31 @@ def test_padding_does_not_change_a_clip_in_eval(xs: Zipformer) -> None:
     )
 
 
+def test_layer_embeddings_are_every_depth_pooled_and_end_with_the_output(xs: Zipformer) -> None:
+    torch.manual_seed(2)
+    feats, lengths = torch.randn(2, 300, 80), torch.tensor([300, 123])
+    caught: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o: caught.append(o)) for m in (xs.stem, *xs.stacks)
+    ]
+    try:
+        out, out_lengths = xs(feats, lengths)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    stem_lengths = (lengths + 1) // 2
+    reference = torch.cat(
+        [*(masked_mean(x, stem_lengths) for x in caught), masked_mean(out, out_lengths)], -1
+    )
+    got = xs.layer_embeddings(feats, lengths)
+    assert got.shape == (2, xs.layers_dim) == (2, 48 + sum((48, 64, 96, 128, 96, 64)) + 128)
+    assert torch.allclose(got, reference, atol=1e-6)
+    assert torch.allclose(got[:, -xs.output_dim :], xs.embed(feats, lengths), atol=1e-6)
+    # the short clip's layer means do not see its batch's padding
+    alone = xs.layer_embeddings(feats[1:, :123], lengths[1:])
+    assert torch.allclose(got[1], alone[0], atol=1e-5)
+
+
 def test_eval_is_deterministic_and_train_is_not() -> None:
     torch.manual_seed(0)
     model = Zipformer(preset("xs", layer_skip=0.5))

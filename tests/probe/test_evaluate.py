@@ -136,6 +136,45 @@ def test_checkpoint_beside_both_baselines_and_leak_refused(
     assert "pretraining partition" in capsys.readouterr().err
 
 
+def test_all_layers_is_its_own_space_and_results_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uts.probe.embeddings import checkpoint_source, logmel_source
+
+    store = tmp_path / "store"
+    make_task_folder(store / "tasks", *SHAPES[1])
+    checkpoint = fake_checkpoint(tmp_path / "ckpt", "c")
+    argv = ["--store", str(store), "--checkpoint", str(checkpoint), "--name", "fake",
+            "--protocol", "knn", "--seeds", "1"]  # fmt: skip
+    assert evaluate.main(argv) == 0
+    assert evaluate.main([*argv, "--layers", "all"]) == 0
+    final = json.loads((store / "evals" / "fake" / "knn" / "summary.json").read_text())
+    every = json.loads((store / "evals" / "fake" / "knn-all-layers" / "summary.json").read_text())
+    source = checkpoint_source(str(checkpoint))
+    assert final["space"] == source.space and final["layers"] == "final"
+    assert every["space"] == source.space + "-all-layers" and every["layers"] == "all"
+    assert source.with_layers("all").with_layers("final") == source
+    assert logmel_source().with_layers("all") == logmel_source()  # log-mel has no layers
+    # every depth of the encoder: the stem, each stack and the output, cached apart from the output
+    widths = {
+        p.parent.parent.name: np.load(p).shape[1]
+        for p in (store / "embeddings").glob("*/*/embeddings.npy")
+    }
+    encoder = build_model(preset("smoke")).encoder
+    assert widths[source.space] == encoder.output_dim
+    assert widths[source.space + "-all-layers"] == encoder.layers_dim
+    # the random-init baseline beside it is read at the same layers
+    assert any(name.startswith("random-init") and name.endswith("-all-layers") for name in widths)
+    capsys.readouterr()
+    assert (
+        evaluate.main(
+            ["--store", str(store), "--compare", "fake", "--protocol", "knn", "--layers", "all"]
+        )
+        == 0
+    )
+    assert "| fake |" in capsys.readouterr().out
+
+
 def test_bad_arguments_exit_2(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert evaluate.main(["--store", str(store), "--baseline", "logmel", "--tasks", "nope"]) == 2
     assert "unknown task" in capsys.readouterr().err

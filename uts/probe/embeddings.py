@@ -8,7 +8,8 @@ the protocols train on pooled vectors (uts.probe.protocols).
 
 Cache: `<store>/embeddings/<space>/<task>-<clips fingerprint>/` (embeddings.npy, ids.json, a
 _SUCCESS marker), where `space` names the embedding space (the checkpoint's weights hash, the
-random-init architecture and seed, or the log-mel settings). A second evaluation reads it back.
+random-init architecture and seed, or the log-mel settings; `-all-layers` appended when every layer
+is read, see EncoderSource.with_layers). A second evaluation reads it back.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ class EncoderSource:
     config: Any = None  # PretrainConfig of checkpoint and random-init sources
     checkpoint: str | None = None
     lineage: Any = None  # the checkpoint's lineage.json
+    layers: str = "final"  # final | all (uts.probe.encoder.embed)
 
     def embedder(self) -> Callable[[Sequence[Wave]], Matrix]:
         """A function from 16 kHz waves to (N, D) embeddings (loads the model once)."""
@@ -66,7 +68,24 @@ class EncoderSource:
             encoder = load_checkpoint(self.checkpoint)[0].encoder
         else:
             encoder = build_model(self.config).encoder
-        return lambda waves: embed(encoder, waves)
+        return lambda waves: embed(encoder, waves, layers=self.layers)
+
+    def with_layers(self, layers: str) -> EncoderSource:
+        """The same encoder read at `layers` (its own space: caches never mix). Log-mel has one.
+
+        Raises:
+            ValueError: unknown `layers`.
+        """
+        from uts.probe.encoder import LAYERS
+
+        if layers not in LAYERS:
+            raise ValueError(f"layers must be one of {', '.join(LAYERS)}, got {layers!r}")
+        if self.kind == "logmel" or layers == self.layers:
+            return self
+        base = self.space.removesuffix("-all-layers")
+        return replace(
+            self, layers=layers, space=base if layers == "final" else f"{base}-all-layers"
+        )
 
 
 def checkpoint_source(uri: str, label: str | None = None) -> EncoderSource:

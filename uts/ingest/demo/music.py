@@ -112,60 +112,80 @@ def _drum_piece(name: str) -> str | None:
 
 def music_items(
     root: Path, cache: Path, fluidsynth: str, rng: random.Random, *, programs_per_family: int = 4,
-    notes_per_program: int = 14, drum_hits: int = 200,
+    notes_per_program: int = 14, drum_hits: int = 200, extra_programs: int = 0,
+    extra_rng: random.Random | None = None,
 ) -> list[Item]:  # fmt: skip
-    """Items for rendered notes (written under `cache/notes`), Sonic Pi samples and drum hits."""
-    items: list[Item] = []
+    """Items for rendered notes (written under `cache/notes`), Sonic Pi samples and drum hits.
+
+    `extra_programs` more programs per family (among those not chosen) are rendered for
+    pretraining only, every draw of theirs from `extra_rng`: `rng` makes the same probe partition
+    with or without them.
+    """
+    # (family, program, partition, pitches, dynamics), in the order `rng` has always drawn them.
+    plan: list[tuple[str, int, str, list[int], list[str]]] = []
+    chosen_of: dict[str, list[int]] = {}
     for family, programs in FAMILIES.items():
         chosen = sorted(rng.sample(list(programs), min(programs_per_family, len(programs))))
+        chosen_of[family] = chosen
         # Half of each family's programs (at least one) are heard only by the probes.
         probe = set(rng.sample(chosen, max(1, len(chosen) // 2)))
         for program in chosen:
-            partition = "probe" if program in probe else "pretrain"
             pitches = sorted(rng.sample(list(PITCHES), notes_per_program))
             dynamics = [rng.choice(list(VELOCITIES)) for _ in pitches]
-            notes = [
-                Note(p, VELOCITIES[d], i * NOTE_S, HOLD_S)
-                for i, (p, d) in enumerate(zip(pitches, dynamics, strict=True))
-            ]
-            fonts = ("fluidr3", "timgm6mb") if partition == "probe" else ("fluidr3",)
-            for font in fonts:
-                rendered = render_program(
-                    fluidsynth,
-                    root / SOUNDFONTS[font],
-                    program,
-                    notes,
-                    cache / "notes" / font / f"program{program:03d}.wav",
-                )
-                audible = _audible_notes(rendered, len(notes))
-                for i, (pitch, dynamic) in enumerate(zip(pitches, dynamics, strict=True)):
-                    if not audible[i]:  # the soundfont has no sample for this pitch: silence
-                        continue
-                    name = note_name(pitch)
-                    items.append(
-                        Item(
-                            uri=str(rendered),
-                            clip_id=f"music/gm/{font}/{program:03d}/{pitch:03d}",
-                            domain="music",
-                            source=f"rendered with fluidsynth from {Path(SOUNDFONTS[font]).name}",
-                            license="MIT" if font == "fluidr3" else "GPL-2",
-                            text=f"A single {name} note, {REGISTER[pitch // 12 - 1]} in pitch, played on a "
-                            f"{family.replace('_', ' ')} instrument, {dynamic}.",
-                            text_kind="templated",
-                            labels={
-                                "family": family,
-                                "program": program,
-                                "pitch": pitch,
-                                "velocity": VELOCITIES[dynamic],
-                                "soundfont": font,
-                                "set": "gm",
-                            },
-                            group=f"gm-program-{program:03d}",
-                            partition=partition,
-                            start_s=i * NOTE_S,
-                            duration_s=NOTE_S,
-                        )
+            plan.append(
+                (family, program, "probe" if program in probe else "pretrain", pitches, dynamics)
+            )
+    more = extra_rng or random.Random("music-extra")
+    for family, programs in FAMILIES.items() if extra_programs else ():
+        rest = sorted(set(programs) - set(chosen_of[family]))
+        for program in sorted(more.sample(rest, min(extra_programs, len(rest)))):
+            pitches = sorted(more.sample(list(PITCHES), notes_per_program))
+            dynamics = [more.choice(list(VELOCITIES)) for _ in pitches]
+            plan.append((family, program, "pretrain", pitches, dynamics))
+    items: list[Item] = []
+    for family, program, partition, pitches, dynamics in plan:
+        notes = [
+            Note(p, VELOCITIES[d], i * NOTE_S, HOLD_S)
+            for i, (p, d) in enumerate(zip(pitches, dynamics, strict=True))
+        ]
+        fonts = ("fluidr3", "timgm6mb") if partition == "probe" else ("fluidr3",)
+        for font in fonts:
+            rendered = render_program(
+                fluidsynth,
+                root / SOUNDFONTS[font],
+                program,
+                notes,
+                cache / "notes" / font / f"program{program:03d}.wav",
+            )
+            audible = _audible_notes(rendered, len(notes))
+            for i, (pitch, dynamic) in enumerate(zip(pitches, dynamics, strict=True)):
+                if not audible[i]:  # the soundfont has no sample for this pitch: silence
+                    continue
+                name = note_name(pitch)
+                items.append(
+                    Item(
+                        uri=str(rendered),
+                        clip_id=f"music/gm/{font}/{program:03d}/{pitch:03d}",
+                        domain="music",
+                        source=f"rendered with fluidsynth from {Path(SOUNDFONTS[font]).name}",
+                        license="MIT" if font == "fluidr3" else "GPL-2",
+                        text=f"A single {name} note, {REGISTER[pitch // 12 - 1]} in pitch, played on a "
+                        f"{family.replace('_', ' ')} instrument, {dynamic}.",
+                        text_kind="templated",
+                        labels={
+                            "family": family,
+                            "program": program,
+                            "pitch": pitch,
+                            "velocity": VELOCITIES[dynamic],
+                            "soundfont": font,
+                            "set": "gm",
+                        },
+                        group=f"gm-program-{program:03d}",
+                        partition=partition,
+                        start_s=i * NOTE_S,
+                        duration_s=NOTE_S,
                     )
+                )
     for path in sorted((root / SONIC_PI).glob("*.flac")):
         kind = path.stem.split("_")[0]
         items.append(

@@ -53,8 +53,22 @@ def _split(speakers: list[str], probe_share: float, rng: random.Random) -> set[s
     return set(ordered[: round(len(ordered) * probe_share)])
 
 
-def speech_items(root: Path, rng: random.Random, *, per_speaker: int = 100) -> list[Item]:
-    """Items for every demo voice; at most `per_speaker` clips from the large packs."""
+def speech_items(
+    root: Path, rng: random.Random, *, per_speaker: int = 100, extra_per_speaker: int = 0,
+    extra_rng: random.Random | None = None,
+) -> list[Item]:  # fmt: skip
+    """Items for every demo voice; at most `per_speaker` clips from the large packs, and up to
+    `extra_per_speaker` more of each pretraining voice drawn from `extra_rng` (`rng` makes the
+    same probe partition with or without them)."""
+    more = extra_rng or random.Random("speech-extra")
+
+    def pick(found: list[Path], partition: str) -> list[Path]:
+        chosen = rng.sample(found, min(per_speaker, len(found)))
+        if partition == "pretrain" and extra_per_speaker:
+            rest = sorted(set(found) - set(chosen))
+            chosen += more.sample(rest, min(extra_per_speaker, len(rest)))
+        return chosen
+
     items: list[Item] = []
     packs = sorted(p.name for p in (root / HEDGEWARS).iterdir() if p.is_dir())
     probe_packs = _split(packs, 2 / 3, rng)
@@ -84,7 +98,8 @@ def speech_items(root: Path, rng: random.Random, *, per_speaker: int = 100) -> l
     probe_languages = _split(list(TUX_LANGUAGES), 4 / 7, rng)
     for language in TUX_LANGUAGES:
         found = sorted((root / TUXPAINT).rglob(f"*_desc_{language}.ogg"))
-        for path in rng.sample(found, min(per_speaker, len(found))):
+        partition = "probe" if language in probe_languages else "pretrain"
+        for path in pick(found, partition):
             stamp = path.name.removesuffix(f"_desc_{language}.ogg")
             text = ""
             description = path.with_name(f"{stamp}.txt")
@@ -107,13 +122,13 @@ def speech_items(root: Path, rng: random.Random, *, per_speaker: int = 100) -> l
                         "set": "tuxpaint",
                     },
                     group=f"tuxpaint-stamp-{stamp}",
-                    partition="probe" if language in probe_languages else "pretrain",
+                    partition=partition,
                 )
             )
     for language, partition in (("cs", "pretrain"), ("nl", "probe")):
         for role, character in (("m", "small fish"), ("v", "big fish")):
             found = sorted((root / FILLETS).glob(f"*/{language}/*-{role}-*.ogg"))
-            for path in rng.sample(found, min(per_speaker, len(found))):
+            for path in pick(found, partition):
                 level = path.parent.parent.name
                 items.append(
                     Item(
@@ -135,7 +150,7 @@ def speech_items(root: Path, rng: random.Random, *, per_speaker: int = 100) -> l
                     )
                 )
     found = sorted((root / ASTERISK).glob("*.wav"))
-    for path in rng.sample(found, min(per_speaker, len(found))):
+    for path in pick(found, "pretrain"):
         items.append(
             Item(
                 uri=str(path),

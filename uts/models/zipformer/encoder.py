@@ -93,13 +93,27 @@ class Zipformer(nn.Module):
     def output_dim(self) -> int:
         return self.config.output_dim
 
+    @property
+    def layers_dim(self) -> int:
+        """Width of `layer_embeddings`: the stem's, every stack's and the output's."""
+        return self.config.dims[0] + sum(self.config.dims) + self.output_dim
+
     def forward(
         self, feats: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, 80) fbank, (B,) frame counts -> (B, T', D) frames at 25 Hz, (B,) their counts."""
+        out, out_lengths, _ = self.forward_layers(feats, lengths)
+        return out, out_lengths
+
+    def forward_layers(
+        self, feats: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """`forward`, plus the stem's and every stack's output, each (B, T_stem, its width) at the
+        stem's 50 Hz, with the (B,) stem frame counts."""
         feats = feats.masked_fill(padding_mask(lengths, feats.shape[1])[..., None], 0.0)
         lengths = (lengths + 1) // 2
         x = self.stem(feats, lengths)
+        inner = [(x, lengths)]
         full = x.new_zeros(*x.shape[:2], self.output_dim)
         for dim, stack in zip(self.config.dims, self.stacks, strict=True):
             if x.shape[-1] < dim:
@@ -107,13 +121,22 @@ class Zipformer(nn.Module):
                     [x, full[..., x.shape[-1] : dim]], dim=-1
                 )  # widen with earlier output
             x = stack(x[..., :dim], lengths)
+            inner.append((x, lengths))
             full = torch.cat([x, full[..., dim:]], dim=-1)  # this stack owns channels [:dim]
         out = self.downsample(full, padding_mask(lengths, full.shape[1]))
-        lengths = (lengths + 1) // 2
-        out = self.norm(out).masked_fill(padding_mask(lengths, out.shape[1])[..., None], 0.0)
-        return out, lengths
+        out_lengths = (lengths + 1) // 2
+        out = self.norm(out).masked_fill(padding_mask(out_lengths, out.shape[1])[..., None], 0.0)
+        return out, out_lengths, inner
 
     def embed(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, 80), (B,) -> (B, D) clip embeddings (masked mean of the output frames)."""
         out, out_lengths = self(feats, lengths)
         return masked_mean(out, out_lengths)
+
+    def layer_embeddings(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, 80), (B,) -> (B, layers_dim): the masked means of the stem's output, of every
+        stack's and of the final output, concatenated in that order (a probe that reads every
+        depth, as SUPERB's weighted layer sum does, without learning the weights)."""
+        out, out_lengths, inner = self.forward_layers(feats, lengths)
+        pooled = [masked_mean(x, n) for x, n in inner]
+        return torch.cat([*pooled, masked_mean(out, out_lengths)], dim=-1)
