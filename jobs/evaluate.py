@@ -11,7 +11,8 @@ Embeddings are extracted once per (encoder, task) with the encoder in eval mode 
 report.md, bars.png, pca.png). A checkpoint is evaluated beside the log-mel baseline and the
 random-init encoder of its architecture, under the same protocol. A task whose clips were in the
 run's pretraining data is refused. `--layers all` probes the concatenated means of the stem, every
-stack and the output instead of the output alone (results under <protocol>-all-layers/). Exit codes:
+stack and the output instead of the output alone (results under <protocol>-all-layers/); `--layers
+stem|stack1..stack6` probes one depth (<protocol>-<depth>/). Exit codes:
 0 done, 1 a task failed, 2 bad arguments or inputs.
 """
 
@@ -35,7 +36,7 @@ from uts.probe.embeddings import (
     random_init_source,
     task_embeddings,
 )
-from uts.probe.encoder import LAYERS
+from uts.probe.encoder import LAYERS, layer_suffix
 from uts.probe.evaluate import TaskSpec, domain_means, evaluate_task, load_task
 from uts.probe.report import comparison_table, write_report
 from uts.store import Store
@@ -58,8 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--protocol", choices=PROTOCOLS, default="linear", help="default linear")
     parser.add_argument("--seeds", type=int, default=None, help="splits per task (default: all)")
     parser.add_argument("--layers", choices=LAYERS, default="final",
-                        help="embed the output (final), or the concatenated means of the stem, every "
-                             "stack and the output (all); results under <protocol>-all-layers")  # fmt: skip
+                        help="the depth probed: the output (final, default), the stem, one stack, or "
+                             "all of them concatenated; results under <protocol>-<suffix>")  # fmt: skip
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                         help="--baseline random-init without --run: the architecture (default demo)")  # fmt: skip
     parser.add_argument(
@@ -214,8 +215,8 @@ def summarize_extra(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def results_folder(protocol: str, layers: str = "final") -> str:
-    """evals/<name>/<this>: the protocol, suffixed when every layer was read."""
-    return protocol if layers == "final" else f"{protocol}-all-layers"
+    """evals/<name>/<this>: the protocol, suffixed when another depth than the output was read."""
+    return protocol + layer_suffix(layers)
 
 
 def compare(store: Store, names: Sequence[str], protocol: str, layers: str = "final") -> int:

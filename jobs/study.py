@@ -150,7 +150,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     probe.add_argument("--tasks", default="all", help="probe tasks: all, or comma-separated names")
     probe.add_argument("--seeds", type=int, default=None, help="splits per task (default: all)")
     probe.add_argument("--layers", choices=LAYERS, default="final",
-                       help="probe the output (final) or every layer's mean (all); jobs/evaluate.py")  # fmt: skip
+                       help="the depth probed: final (default), all, stem, stack1..stack6; jobs/evaluate.py")  # fmt: skip
     parser.add_argument(
         "--dry-run", action="store_true", help="print the stages' commands and stop"
     )
@@ -607,7 +607,7 @@ def subprocess_run(stage: Stage, env: dict[str, str]) -> int:
 
 def report(record: dict[str, Any], table: str, lineage: dict[str, Any]) -> str:
     lines = [f"# Study {record['name']}", "",
-             f"Preset `{record['preset']}`; probe protocol `{record['protocol']}` on `{record.get('layers', 'final')}` layers; exit code {record['exit_code']}; "
+             f"Preset `{record['preset']}`; probe protocol `{record['protocol']}` at depth `{record.get('layers', 'final')}`; exit code {record['exit_code']}; "
              f"{record['wall_s']:.0f} s.", "", f"    {record['command']}", "", "## Comparison", ""]  # fmt: skip
     lines += [table or "(no run was evaluated yet)", "", "## Stages", "", "| stage | status | wall s | note |",
               "|---|---|---|---|"]  # fmt: skip

@@ -88,6 +88,7 @@ def test_layer_embeddings_are_every_depth_pooled_and_end_with_the_output(xs: Zip
     assert got.shape == (2, xs.layers_dim) == (2, 48 + sum((48, 64, 96, 128, 96, 64)) + 128)
     assert torch.allclose(got, reference, atol=1e-6)
     assert torch.allclose(got[:, -xs.output_dim :], xs.embed(feats, lengths), atol=1e-6)
+    assert list(xs.layer_widths) == ["stem", *(f"stack{i}" for i in range(1, 7)), "final"]
     # the short clip's layer means do not see its batch's padding
     alone = xs.layer_embeddings(feats[1:, :123], lengths[1:])
     assert torch.allclose(got[1], alone[0], atol=1e-5)

@@ -165,13 +165,21 @@ def test_all_layers_is_its_own_space_and_results_folder(
     assert widths[source.space + "-all-layers"] == encoder.layers_dim
     # the random-init baseline beside it is read at the same layers
     assert any(name.startswith("random-init") and name.endswith("-all-layers") for name in widths)
+    # one depth is its slice of "all": the third stack, here at the smoke encoder's width
+    assert evaluate.main([*argv, "--layers", "stack3", "--no-baselines"]) == 0
+    third = json.loads((store / "evals" / "fake" / "knn-stack3" / "summary.json").read_text())
+    assert third["space"] == source.space + "-stack3"
+    [every_dir] = (store / "embeddings" / (source.space + "-all-layers")).iterdir()
+    [third_dir] = (store / "embeddings" / (source.space + "-stack3")).iterdir()
+    start = sum(list(encoder.layer_widths.values())[:3])  # stem, stack1, stack2 come first
+    width = encoder.layer_widths["stack3"]
+    assert np.allclose(np.load(third_dir / "embeddings.npy"),
+                       np.load(every_dir / "embeddings.npy")[:, start : start + width], atol=1e-6)  # fmt: skip
+    with pytest.raises(ValueError, match="stack9"):
+        source.with_layers("stack9")
     capsys.readouterr()
-    assert (
-        evaluate.main(
-            ["--store", str(store), "--compare", "fake", "--protocol", "knn", "--layers", "all"]
-        )
-        == 0
-    )
+    compare = ["--store", str(store), "--compare", "fake", "--protocol", "knn", "--layers", "all"]
+    assert evaluate.main(compare) == 0
     assert "| fake |" in capsys.readouterr().out
 
 

@@ -8,8 +8,8 @@ the protocols train on pooled vectors (uts.probe.protocols).
 
 Cache: `<store>/embeddings/<space>/<task>-<clips fingerprint>/` (embeddings.npy, ids.json, a
 _SUCCESS marker), where `space` names the embedding space (the checkpoint's weights hash, the
-random-init architecture and seed, or the log-mel settings; `-all-layers` appended when every layer
-is read, see EncoderSource.with_layers). A second evaluation reads it back.
+random-init architecture and seed, or the log-mel settings; `-all-layers`, `-stem` or `-stackN`
+appended when another depth than the output is read, see EncoderSource.with_layers). A second evaluation reads it back.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class EncoderSource:
     config: Any = None  # PretrainConfig of checkpoint and random-init sources
     checkpoint: str | None = None
     lineage: Any = None  # the checkpoint's lineage.json
-    layers: str = "final"  # final | all (uts.probe.encoder.embed)
+    layers: str = "final"  # the depth read: uts.probe.encoder.LAYERS
 
     def embedder(self) -> Callable[[Sequence[Wave]], Matrix]:
         """A function from 16 kHz waves to (N, D) embeddings (loads the model once)."""
@@ -71,21 +71,23 @@ class EncoderSource:
         return lambda waves: embed(encoder, waves, layers=self.layers)
 
     def with_layers(self, layers: str) -> EncoderSource:
-        """The same encoder read at `layers` (its own space: caches never mix). Log-mel has one.
+        """The same encoder read at depth `layers` (uts.probe.encoder.LAYERS), in a space of its
+        own so caches never mix. Log-mel has no depths: it is returned as it is.
 
         Raises:
             ValueError: unknown `layers`.
         """
-        from uts.probe.encoder import LAYERS
+        from uts.probe.encoder import layer_suffix
 
-        if layers not in LAYERS:
-            raise ValueError(f"layers must be one of {', '.join(LAYERS)}, got {layers!r}")
+        suffix = layer_suffix(layers)
         if self.kind == "logmel" or layers == self.layers:
             return self
-        base = self.space.removesuffix("-all-layers")
-        return replace(
-            self, layers=layers, space=base if layers == "final" else f"{base}-all-layers"
+        base = (
+            self.space.removesuffix(layer_suffix(self.layers))
+            if self.layers != "final"
+            else self.space
         )
+        return replace(self, layers=layers, space=base + suffix)
 
 
 def checkpoint_source(uri: str, label: str | None = None) -> EncoderSource:

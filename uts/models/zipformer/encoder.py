@@ -94,9 +94,16 @@ class Zipformer(nn.Module):
         return self.config.output_dim
 
     @property
+    def layer_widths(self) -> dict[str, int]:
+        """The parts of `layer_embeddings`, in order: stem, stack1..stackN, final -> width."""
+        dims = self.config.dims
+        stacks = {f"stack{i}": d for i, d in enumerate(dims, start=1)}
+        return {"stem": dims[0], **stacks, "final": self.output_dim}
+
+    @property
     def layers_dim(self) -> int:
         """Width of `layer_embeddings`: the stem's, every stack's and the output's."""
-        return self.config.dims[0] + sum(self.config.dims) + self.output_dim
+        return sum(self.layer_widths.values())
 
     def forward(
         self, feats: torch.Tensor, lengths: torch.Tensor
