@@ -113,6 +113,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="demo: more GM programs per family, pretraining only (0)",
     )
     args = parser.parse_args(argv)
+    for flag in ("per_speaker", "programs_per_family", "extra_per_speaker", "extra_programs"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.source != "demo" and not args.path:
         parser.error(f"--path is required with --source {args.source}")
     return args

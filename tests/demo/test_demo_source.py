@@ -7,6 +7,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -14,6 +15,7 @@ from jobs import ingest, tasks
 from uts.ingest.demo import demo_items
 from uts.ingest.demo.environment import category_of
 from uts.ingest.demo.midi import Note, note_name, write_midi
+from uts.ingest.items import Item
 from uts.probe.tasks import read_task
 
 
@@ -110,6 +112,24 @@ def test_extra_pretraining_material_leaves_the_probe_partition_alone(demo_cache:
     assert (
         len(extra_programs) == 2 * 11 - 1 and not extra_programs & programs
     )  # vocal has 3 programs
+
+
+def test_a_cached_render_is_only_reused_for_the_same_notes(demo_cache: Path) -> None:
+    """Seeds draw different pitches for a program: the second seed must not read the first's render."""
+    import soundfile as sf
+
+    def gm(seed: int) -> list[Item]:
+        return [i for i in demo_items(demo_cache, seed=seed) if i.labels.get("set") == "gm"]
+
+    first, second = gm(1), gm(2)
+    programs = {i.labels["program"] for i in first} & {i.labels["program"] for i in second}
+    assert programs  # both seeds render some of the same programs (with other pitches)
+    for item in (i for i in second if i.labels["program"] in programs):
+        wave, rate = sf.read(item.uri, dtype="float32")
+        slot = wave[int(item.start_s * rate) : int((item.start_s + 3.0) * rate)]
+        peak = np.argmax(np.abs(np.fft.rfft(slot))) * rate / len(slot)
+        expected = 440 * 2 ** ((item.labels["pitch"] - 69) / 12)
+        assert abs(peak - expected) < 0.02 * expected, (item.clip_id, peak, expected)
 
 
 def test_demo_ingest_end_to_end(demo_cache: Path, tmp_path: Path) -> None:

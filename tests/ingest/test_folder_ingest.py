@@ -130,3 +130,24 @@ def test_missing_folder_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 2
     assert "no such folder" in capsys.readouterr().err
     assert not (tmp_path / "corpora").exists()
+
+
+def test_a_negative_demo_count_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        ingest.main(
+            [
+                "--store",
+                str(tmp_path),
+                "--corpus",
+                "demo",
+                "--source",
+                "demo",
+                "--extra-programs",
+                "-1",
+            ]
+        )
+    assert exit_.value.code == 2
+    assert "--extra-programs must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "corpora").exists()

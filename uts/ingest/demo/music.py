@@ -8,6 +8,7 @@ reserved for the probe partition; probe programs are also rendered with the seco
 
 from __future__ import annotations
 
+import hashlib
 import random
 import subprocess
 import xml.etree.ElementTree as ET
@@ -93,6 +94,10 @@ def render_program(
     return out
 
 
+def _digest(program: int, notes: list[Note]) -> str:
+    return hashlib.sha256(write_midi(program, notes)).hexdigest()[:12]
+
+
 def _audible_notes(rendered: Path, count: int) -> list[bool]:
     """Whether each 4 s note slot of a rendered file holds sound (peak above -60 dBFS)."""
     wave, rate = sf.read(rendered, dtype="float32")
@@ -155,7 +160,9 @@ def music_items(
                 root / SOUNDFONTS[font],
                 program,
                 notes,
-                cache / "notes" / font / f"program{program:03d}.wav",
+                # named by what is played: a render of other notes (another seed or extra
+                # count drew them) is never taken for this one
+                cache / "notes" / font / f"program{program:03d}-{_digest(program, notes)}.wav",
             )
             audible = _audible_notes(rendered, len(notes))
             for i, (pitch, dynamic) in enumerate(zip(pitches, dynamics, strict=True)):
