@@ -62,14 +62,18 @@ DRUM_PIECES = (
 
 
 def render_program(
-    fluidsynth: str, soundfont: Path, program: int, notes: list[Note], out: Path
+    fluidsynth: str, soundfont: Path, program: int, notes: list[Note], folder: Path
 ) -> Path:
-    """Render notes of one GM program to a 16 kHz mono WAV (one fluidsynth call); returns it."""
+    """Render notes of one GM program to a 16 kHz mono WAV in `folder` (one fluidsynth call);
+    returns it. The file is named by the program and a digest of what is played, so a render is
+    reused only for the same notes (never one another seed or extra count drew)."""
+    score = write_midi(program, notes)
+    out = folder / f"program{program:03d}-{hashlib.sha256(score).hexdigest()[:12]}.wav"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     midi = out.with_suffix(".mid")
-    midi.write_bytes(write_midi(program, notes))
+    midi.write_bytes(score)
     partial = out.with_suffix(".partial.wav")
     command = [
         fluidsynth,
@@ -94,8 +98,10 @@ def render_program(
     return out
 
 
-def _digest(program: int, notes: list[Note]) -> str:
-    return hashlib.sha256(write_midi(program, notes)).hexdigest()[:12]
+def _draw_notes(rng: random.Random, count: int) -> tuple[list[int], list[str]]:
+    """`count` distinct pitches (ascending) and a dynamic for each."""
+    pitches = sorted(rng.sample(list(PITCHES), count))
+    return pitches, [rng.choice(list(VELOCITIES)) for _ in pitches]
 
 
 def _audible_notes(rendered: Path, count: int) -> list[bool]:
@@ -135,8 +141,7 @@ def music_items(
         # Half of each family's programs (at least one) are heard only by the probes.
         probe = set(rng.sample(chosen, max(1, len(chosen) // 2)))
         for program in chosen:
-            pitches = sorted(rng.sample(list(PITCHES), notes_per_program))
-            dynamics = [rng.choice(list(VELOCITIES)) for _ in pitches]
+            pitches, dynamics = _draw_notes(rng, notes_per_program)
             plan.append(
                 (family, program, "probe" if program in probe else "pretrain", pitches, dynamics)
             )
@@ -144,9 +149,7 @@ def music_items(
     for family, programs in FAMILIES.items() if extra_programs else ():
         rest = sorted(set(programs) - set(chosen_of[family]))
         for program in sorted(more.sample(rest, min(extra_programs, len(rest)))):
-            pitches = sorted(more.sample(list(PITCHES), notes_per_program))
-            dynamics = [more.choice(list(VELOCITIES)) for _ in pitches]
-            plan.append((family, program, "pretrain", pitches, dynamics))
+            plan.append((family, program, "pretrain", *_draw_notes(more, notes_per_program)))
     items: list[Item] = []
     for family, program, partition, pitches, dynamics in plan:
         notes = [
@@ -160,9 +163,7 @@ def music_items(
                 root / SOUNDFONTS[font],
                 program,
                 notes,
-                # named by what is played: a render of other notes (another seed or extra
-                # count drew them) is never taken for this one
-                cache / "notes" / font / f"program{program:03d}-{_digest(program, notes)}.wav",
+                cache / "notes" / font,
             )
             audible = _audible_notes(rendered, len(notes))
             for i, (pitch, dynamic) in enumerate(zip(pitches, dynamics, strict=True)):
