@@ -51,4 +51,5 @@ COPY --chown=ray:users cluster ./cluster
 COPY --chown=ray:users jobs ./jobs
 COPY --chown=ray:users serve ./serve
 COPY --chown=ray:users tuning ./tuning
+COPY --chown=ray:users stages ./stages
 RUN pip install --no-cache-dir --no-deps -e .

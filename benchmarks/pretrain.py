@@ -15,7 +15,6 @@ harder case.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -29,9 +28,11 @@ def run(
     store: Path, name: str, args: argparse.Namespace, *, preload: bool
 ) -> list[dict[str, float]]:
     from cluster.train import fit, make_datasets
-    from jobs.pretrain import read_tags
+    from stages.pretrain import read_tags
     from uts.data import list_shards
     from uts.store import Store
+    from uts.tags import load_vocab
+    from uts.train import checkpoint
     from uts.train.config import preset
 
     every = max(args.steps // 3, 1)
@@ -40,13 +41,15 @@ def run(
                     cache_features=False, specaug=False)  # fmt: skip
     s = Store(str(store))
     tags_fp = next(iter(sorted(p.name for p in (store / "tags" / "c").iterdir())))
+    vocab = load_vocab(s.uri("vocab", "v"), k=config.k)
     datasets = make_datasets(
-        list_shards(s.uri("corpora", "c")), read_tags(s, "c", tags_fp), s.uri("vocab", "v"), config
+        list_shards(s.uri("corpora", "c")), read_tags(s, "c", tags_fp), vocab, config
     )
     fit(config, datasets=datasets, storage=s.uri("runs"), name=name, lineage={}, preload=preload)
-    (last,) = [p for p in (store / "runs" / name).glob("checkpoint_*")
-               if p.is_dir() and json.loads((p / "state.json").read_text())["step"] == args.steps]  # fmt: skip
-    history: list[dict[str, float]] = json.loads((last / "state.json").read_text())["history"]
+    found = checkpoint.at_step(s, name, args.steps)
+    if found is None or int(found[1]["step"]) != args.steps:
+        raise RuntimeError(f"run {name} has no checkpoint at step {args.steps}")
+    history: list[dict[str, float]] = found[1]["history"]
     return history
 
 
@@ -71,7 +74,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     from cluster.runtime import ensure_ray
-    from uts.testing.corpus import make_tagged_store
+    from stages.fixtures import make_tagged_store
 
     ensure_ray(num_cpus=(os.cpu_count() or 1) + 4)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ __all__ = ["ray_embeddings"]
 
 
 def _keep(item: dict[str, Any], *, wanted: frozenset[str]) -> list[dict[str, Any]]:
-    from cluster.train import read_unit
+    from cluster.train_data import read_unit
 
     return [r for r in read_unit(item, ["clip_id", "audio"]) if r["clip_id"] in wanted]
 
@@ -48,7 +48,7 @@ def ray_embeddings(
         return ids, source.embedder()(waves)
     import ray.data
 
-    from cluster.train import read_units
+    from cluster.train_data import read_units
     from uts.data import list_shards
 
     ensure_ray()

@@ -146,7 +146,7 @@ def options_from_args(args: Mapping[str, Any]) -> DeploymentOptions:
             without model.pt and lineage.json, or an unreadable or empty token file.
     """
     from uts.store import Store
-    from uts.train.model import latest_checkpoint, read_checkpoint
+    from uts.train import checkpoint as checkpoints
 
     unknown = sorted(set(args) - ARGS)
     if unknown:
@@ -157,14 +157,14 @@ def options_from_args(args: Mapping[str, Any]) -> DeploymentOptions:
         raise OptionsError("give exactly one of run (a run under <store>/runs) or checkpoint")
     if run:
         store = Store(store_uri)
-        found = latest_checkpoint(store, str(run))
+        found = checkpoints.latest(store, str(run))
         if found is None:
             raise OptionsError(f"no checkpoint in {store.uri('runs', str(run))}; run "
                                f"jobs/pretrain.py --name {run} first")  # fmt: skip
         checkpoint = found[0]
     checkpoint = _absolute(str(checkpoint))
     try:
-        read_checkpoint(checkpoint)
+        checkpoints.read_lineage(checkpoint)
     except (OSError, ValueError) as exc:
         raise OptionsError(f"checkpoint {checkpoint}: {exc}") from exc
     limits = {}

@@ -8,6 +8,7 @@
 - curves.png: the probe score reported after each training segment (what the pruner saw).
 - report.md: the settings, the best trial (or the Pareto front) with its ready-to-run
   `jobs/pretrain.py` command, the tables behind the plots, and the cost of every trial.
+- summary(): the lines the sweep prints at the end (a row per trial, the best, the report).
 
 Plots use matplotlib `Figure` objects, not pyplot: no global state, safe beside training threads.
 """
@@ -26,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuning.loop import FAIL_REASON, INTERRUPTED_ATTR, counted_trials
 
-__all__ = ["best_trials", "lam_slicer", "trial_note", "write_report"]
+__all__ = ["best_trials", "lam_slicer", "summary", "trial_note", "write_report"]
 
 LAM = "λ"
 
@@ -329,3 +330,25 @@ def write_report(study: optuna.Study, folder: Path, *, metric: Sequence[str],
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def summary(study: optuna.Study, report: str) -> tuple[str, FrozenTrial | None]:
+    """The sweep's closing lines for stdout: one row per trial, then the best trial, where the
+    report went and the best config's command; and the best trial (None when none completed)."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]
+    lines = [f"{'#':>4} {'K':>6} {'lambda':>8} {'state':<9} {'value':<24} {'wall s':>8}  note"]
+    for t in trials:
+        lam = f"{t.params['lam']:.4g}" if "lam" in t.params else "-"
+        values = ", ".join(f"{v:.4f}" for v in t.values) if t.values else "-"
+        wall = t.user_attrs.get("wall_s")
+        wall = "-" if wall is None else f"{wall:.0f}"
+        lines.append(f"{t.number:>4} {t.params.get('k', '-')!s:>6} {lam:>8} {t.state.name.lower():<9} "
+                     f"{values:<24} {wall:>8}  {trial_note(t)}")  # fmt: skip
+    best = best_trials(study)
+    if not best:
+        return "\n".join([*lines, f"no trial completed; report: {report}"]), None
+    top = best[0]
+    lines += [f"best trial: #{top.number} {top.params} -> {top.values} (run {top.user_attrs.get('run')})",
+              f"report: {report}/report.md",
+              f"best config, ready to run:\n  {top.user_attrs.get('command')}"]  # fmt: skip
+    return "\n".join(lines), top

@@ -207,12 +207,13 @@ class Embedder:
         """
         from uts.probe.embeddings import checkpoint_source
         from uts.tags import load_vocab
+        from uts.train.checkpoint import run_of
         from uts.train.model import load_checkpoint
 
         parts = uri.rstrip("/").rsplit("/", 3)
         if model_id is None:
-            inside_run = len(parts) >= 2 and parts[-1].startswith("checkpoint_")
-            model_id = parts[-2] if inside_run else parts[-1]
+            run = run_of(uri)  # a run's checkpoint is served under the run's name
+            model_id = run if run is not None else parts[-1]
         if store is None and len(parts) == 4 and parts[1] == "runs":
             store = Store(parts[0])
         source = checkpoint_source(uri, label=model_id)

@@ -19,7 +19,7 @@ from typing import Any
 
 import fsspec
 
-__all__ = ["SUCCESS", "Store", "full_uri", "is_local", "join_uri", "open_fs"]
+__all__ = ["SUCCESS", "Store", "full_uri", "is_local", "join_uri", "latest_complete", "open_fs"]
 
 SUCCESS = "_SUCCESS"
 
@@ -129,3 +129,18 @@ class Store:
             shutil.rmtree(doomed)
         else:
             self.fs.rm(path, recursive=True)
+
+
+def latest_complete(store: Store, *parts: str) -> str | None:
+    """The name (a stage's fingerprint) of the most recently finished folder under `parts`, or
+    None when none is complete. "Most recent" is by its stage.json's modification time, so a
+    stage rerun with other settings becomes the one later stages pick up as "latest"."""
+    root = store.path(*parts)
+    if not store.fs.exists(root):
+        return None
+    finished = []
+    for folder in store.fs.ls(root, detail=False):
+        name = folder.rstrip("/").rsplit("/", 1)[-1]
+        if store.is_complete(*parts, name):
+            finished.append((store.fs.info(join_uri(folder, "stage.json")).get("mtime", 0), name))
+    return max(finished)[1] if finished else None

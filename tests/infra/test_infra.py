@@ -307,14 +307,33 @@ def test_the_expected_commands_are_found() -> None:
     assert "infra/k8s/rayjob.yaml:spec.entrypoint" in sources
 
 
-def study_stage_argvs(args: Any) -> dict[str, list[str]]:
-    """Flags jobs/study.py hands on to its caption, tag and pretrain stages (its *_stage methods)."""
-    study = importlib.import_module("jobs.study")
-    corpus = ["--corpus", args.corpus]
+STAGE_OF_JOB = {"build_vocab": "vocab"}  # jobs/<job>.py runs stages/<stage>.py
+
+
+def parse_job(job: str, argv: list[str]) -> Any:
+    """A job's command line as the job parses it: into its stage's spec (jobs/serve.py, which
+    runs no stage: serve.launch's flags). argparse refusals raise SystemExit."""
+    if job == "serve":
+        from serve.launch import parse_args
+
+        return parse_args(argv)
+    from stages.cli import parser_for
+
+    stage = importlib.import_module(f"stages.{STAGE_OF_JOB.get(job, job)}")
+    parser = parser_for(stage, f"{job}.py")
+    return stage.spec_from_args(parser.parse_args(argv), parser)
+
+
+def study_stage_argvs(spec: Any) -> dict[str, list[str]]:
+    """Flags jobs/study.py hands on to its caption, tag and pretrain stages (stages/study_plan.py)."""
+    from stages.study import settings
+
+    chosen = settings(spec)
+    corpus = ["--corpus", chosen.corpus]
     return {
-        "caption": [*corpus, "--backend", args.captioner, *args.caption_args],
-        "tag": [*corpus, "--backend", args.tagger, *args.tag_args],
-        "pretrain": [*study.PRESETS[args.preset].pretrain_args, *args.pretrain_args],
+        "caption": [*corpus, "--backend", chosen.captioner, *chosen.caption_args],
+        "tag": [*corpus, "--backend", chosen.tagger, *chosen.tag_args],
+        "pretrain": [*chosen.preset.pretrain_args, *chosen.pretrain_args],
     }
 
 
@@ -322,24 +341,24 @@ def study_stage_argvs(args: Any) -> dict[str, list[str]]:
 def test_job_command_names_a_job_and_its_arguments_parse(command: JobCommand) -> None:
     script = REPO / "jobs" / f"{command.job}.py"
     assert script.is_file(), f"{command.source}: no jobs/{command.job}.py"
-    module = importlib.import_module(f"jobs.{command.job}")
     try:
-        args = module.parse_args(list(command.argv))
+        args = parse_job(command.job, list(command.argv))
         if command.job == "study":  # the flags it hands on parse in those jobs too
             for job, argv in study_stage_argvs(args).items():
-                importlib.import_module(f"jobs.{job}").parse_args(argv)
+                parse_job(job, argv)
     except SystemExit as exc:  # argparse's way of refusing arguments
         pytest.fail(f"{command.source}: refused: {' '.join(command.argv)} ({exc})")
 
 
 def test_paper_study_commands_put_the_llm_stages_on_vllm_gpus() -> None:
     # vLLM cannot run on the V100s, so every paper-preset study command names the LLM GPUs.
-    study = importlib.import_module("jobs.study")
+    from stages.study import settings
+
     papers = [c for c in COMMANDS if c.job == "study" and "paper" in c.argv]
     assert papers
     for command in papers:
-        args = study.parse_args(list(command.argv))
-        for flags in (args.caption_args, args.tag_args):
+        chosen = settings(parse_job("study", list(command.argv)))
+        for flags in (chosen.caption_args, chosen.tag_args):
             assert "--accelerator-type" in flags, command.source
             gpu = flags[flags.index("--accelerator-type") + 1]
             assert gpu in {name for name, _ in GPU_FAMILIES.values()} - {"V100", "T4"}, command

@@ -7,6 +7,15 @@ from pathlib import Path
 import pytest
 
 from jobs import study
+from stages import study as study_stage
+from stages.cli import parser_for
+from stages.study import StudySpec
+
+
+def parse_args(argv: list[str]) -> StudySpec:
+    """The study's flags as jobs/study.py parses them (argparse errors exit 2)."""
+    parser = parser_for(study_stage, "study.py")
+    return study_stage.spec_from_args(parser.parse_args(argv), parser)
 
 
 def stage_lines(err: str) -> list[str]:
@@ -72,13 +81,18 @@ def test_demo_plan_uses_the_bundled_text_model(
         (["--parallel", "0"], "--parallel must be a positive number or auto"),
         (["--parallel", "many"], "--parallel must be a positive number or auto"),
         (["--pretrain-args", "--lr 'unclosed"], "--pretrain-args"),
+        # the extra flags are refused by their stage before the study starts, not hours later
+        (["--caption-args", "--bogus 1"], "--caption-args: jobs/caption.py refuses '--bogus 1'"),
+        (["--tag-args", "--language fr"], "--tag-args: jobs/tag.py refuses"),
+        (["--pretrain-args", "--k many"], "--pretrain-args: jobs/pretrain.py refuses"),
+        (["--pretrain-args", "--store /elsewhere"], "leave --store out"),
     ],
 )
 def test_bad_arguments_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as stop:
-        study.parse_args(argv)
+        parse_args(argv)
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import submit_job
 from uts.probe.embeddings import checkpoint_source
 from uts.store import Store
-from uts.train.model import latest_checkpoint
+from uts.train.checkpoint import latest as latest_checkpoint
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

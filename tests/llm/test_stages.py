@@ -10,6 +10,7 @@ import pytest
 
 import uts.llm.backends
 from jobs import build_vocab, caption, tag
+from stages import caption as caption_stage
 from uts.tags import load_vocab
 
 
@@ -54,14 +55,14 @@ def test_a_crashed_stage_resumes_with_every_clip_once(
             raise RuntimeError("killed")
         return real(shard)
 
-    monkeypatch.setattr(caption, "corpus_captions", crash_after_five)
+    monkeypatch.setattr(caption_stage, "corpus_captions", crash_after_five)
     with pytest.raises(RuntimeError, match="killed"):
         caption.main(["--store", store, "--corpus", "c", "--workers", "0"])
     (folder,) = (corpus_store / "captions/c").iterdir()
     done = sorted(folder.glob("part-*.parquet"))
     assert len(done) == 5 and not (folder / "_SUCCESS").exists()
     stamps = {p.name: p.stat().st_mtime_ns for p in done}
-    monkeypatch.setattr(caption, "corpus_captions", real)
+    monkeypatch.setattr(caption_stage, "corpus_captions", real)
     assert caption.main(["--store", store, "--corpus", "c", "--workers", "0"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in done} == stamps  # committed parts untouched
     ids = (

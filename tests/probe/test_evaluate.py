@@ -92,7 +92,7 @@ def fake_checkpoint(folder: Path, corpus: str) -> Path:
 def test_checkpoint_beside_both_baselines_and_leak_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from uts.testing.corpus import make_tagged_store
+    from stages.fixtures import make_tagged_store
 
     store = make_tagged_store(tmp_path / "tagged", clips=12)
     make_task_folder(store / "tasks", *SHAPES[1])

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.ray
 
 
 def test_ray_engine_matches_local(ray_session: Any, tmp_path: Path) -> None:
-    from uts.testing.corpus import make_tagged_store
+    from stages.fixtures import make_tagged_store
 
     store = make_tagged_store(tmp_path, clips=24)
     ids = [i for b in iter_clip_batches(str(store / "corpora" / "c"), columns=["clip_id"])

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from jobs import serve as job
+from serve import launch
 from serve.options import DeploymentOptions, OptionsError, options_from_args, parse_autoscale
 from tests.serve.conftest import save_checkpoint
 from uts.store import Store
@@ -84,7 +85,7 @@ def test_a_run_resolves_to_its_latest_checkpoint_and_flags_reach_the_options(
 ) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret\n")
-    args = vars(job.parse_args(["--store", run_store.root_uri, "--run", "r", "--autoscale", "1,3",
+    args = vars(launch.parse_args(["--store", run_store.root_uri, "--run", "r", "--autoscale", "1,3",
                                 "--token-file", str(token), "--max-batch", "8", "--batch-wait-ms", "25",
                                 "--max-items", "4", "--max-seconds", "3", "--num-cpus", "2"]))  # fmt: skip
     args.pop("host"), args.pop("port")

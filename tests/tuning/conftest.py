@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from uts.testing.corpus import make_tagged_store
+from stages.fixtures import make_tagged_store
 
 
 @pytest.fixture(scope="module")

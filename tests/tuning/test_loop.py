@@ -4,10 +4,10 @@ after each, are pruned between segments, and resume from the segments they finis
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,12 @@ import pytest
 from optuna.trial import TrialState
 
 from tuning.loop import HEARTBEAT_ATTR, LoopConfig, counted_trials, run_trials
-from tuning.objective import TrialSetup, make_objective, segment_steps
+from tuning.objective import Train, TrialSetup, make_objective, segment_steps
 from tuning.space import SweepSpace
 from tuning.storage import open_storage
 from tuning.study import make_pruner, make_sampler
 from uts.store import Store
+from uts.train import checkpoint
 
 SPACE = SweepSpace(objective="multitask", ks=(6, 12), lam_range=(0.5, 2.0), lam_points=2)
 QUIET = {"log": lambda _: None}
@@ -116,35 +117,40 @@ def test_parallel_trials_do_not_overshoot_and_failures_count(tmp_path: Path) -> 
     assert failed.user_attrs["fail_reason"] == "RuntimeError: out of memory"
 
 
-def fake_pretrain(store: Path, log: list[tuple[str, int]]) -> Any:
-    """Writes runs/<name>/checkpoint_<step>/state.json as a run trained to --max-steps would."""
+def fake_train(store: Path, log: list[tuple[str, int]]) -> Train:
+    """Writes a checkpoint of run `name` at `max_steps` (weights-only, with its loop counters), as
+    a run trained to that step budget would."""
 
-    def main(argv: list[str]) -> int:
-        args = dict(zip(argv[::2], argv[1::2], strict=False))
-        name, steps = args["--name"], int(args["--max-steps"])
-        log.append((name, steps))
-        folder = store / "runs" / name / f"checkpoint_{steps:06d}"
+    def train(name: str, params: Mapping[str, Any], max_steps: int) -> None:
+        log.append((name, max_steps))
+        folder = Path(checkpoint.folder_path(Store(str(store)), name, f"{max_steps:06d}"))
         folder.mkdir(parents=True)
-        state = {"step": steps, "audio_seconds": 36.0 * steps, "k": int(args["--k"])}
-        (folder / "state.json").write_text(json.dumps(state))
-        return 0
+        state = {"step": max_steps, "audio_seconds": 36.0 * max_steps, "k": int(params["k"])}
+        checkpoint.save(folder, model_state={}, training_state=None, state=state, lineage={})
+        return None
 
-    return main
+    return train
 
 
-def fake_probe(store: Store, checkpoint: str, **_: Any) -> dict[str, Any]:
-    state = json.loads((Path(checkpoint) / "state.json").read_text())
+def probe_summary(uri: str) -> dict[str, Any]:
+    """A probe summary whose score grows with K and with the checkpoint's step."""
+    found = checkpoint.latest(Store(str(Path(uri).parents[2])), Path(uri).parent.name)
+    assert found is not None and found[0] == uri  # the objective probes the step it trained to
+    state = found[1]
     value = state["k"] / 100 + state["step"] / 1000  # K=12 beats K=6 at every step
     return {"results": {"vggsound": {"score": {"mean": value}}},
             "domain_means": {"environment": value, "all": value}}  # fmt: skip
 
 
+def command(params: Mapping[str, Any]) -> str:
+    return f"train k={params['k']} lam={params.get('lam')}"
+
+
 def test_trials_train_in_segments_and_are_pruned_between_them(tmp_path: Path) -> None:
     log: list[tuple[str, int]] = []
-    setup = TrialSetup(store=str(tmp_path), study="seg", space=SPACE, segments=segment_steps(12, 3),
-                       corpus="c", vocab="v", preset="smoke")  # fmt: skip
+    setup = TrialSetup(store=str(tmp_path), study="seg", space=SPACE, segments=segment_steps(12, 3))
     objective = make_objective(
-        setup, pretrain=fake_pretrain(tmp_path, log), probe=fake_probe, **QUIET
+        setup, train=fake_train(tmp_path, log), probe=probe_summary, command=command, **QUIET
     )
     study = optuna.create_study(direction="maximize", sampler=make_sampler("grid", SPACE, 0),
                                 pruner=make_pruner("median", multi_objective=False, prune_after=2))  # fmt: skip
@@ -164,16 +170,14 @@ def test_trials_train_in_segments_and_are_pruned_between_them(tmp_path: Path) ->
     assert set(user["segments"]) == {"4", "8", "12"} and user["scores"]["all"] == pytest.approx(
         0.132
     )
-    assert user["command"].startswith("python jobs/pretrain.py --store ")
-    assert "--k 12 --lam 0.5" in user["command"] and "--name seg-best" in user["command"]
+    assert user["command"] == "train k=12 lam=0.5"  # the config's command, as the sweep renders it
 
 
 def test_a_retried_trial_skips_the_segments_it_finished(tmp_path: Path) -> None:
     log: list[tuple[str, int]] = []
-    setup = TrialSetup(store=str(tmp_path), study="seg", space=SPACE, segments=(4, 8, 12),
-                       corpus="c", vocab="v", preset="smoke")  # fmt: skip
+    setup = TrialSetup(store=str(tmp_path), study="seg", space=SPACE, segments=(4, 8, 12))
     objective = make_objective(
-        setup, pretrain=fake_pretrain(tmp_path, log), probe=fake_probe, **QUIET
+        setup, train=fake_train(tmp_path, log), probe=probe_summary, command=command, **QUIET
     )
     trial = optuna.trial.FixedTrial({"k": 12, "lam": 0.5}, number=7)
     # inherited from the interrupted attempt (tuning.loop copies user attrs): run name, segment 4
@@ -187,19 +191,31 @@ def test_a_retried_trial_skips_the_segments_it_finished(tmp_path: Path) -> None:
 
 def test_multi_objective_trials_return_one_value_per_domain(tmp_path: Path) -> None:
     log: list[tuple[str, int]] = []
-    setup = TrialSetup(store=str(tmp_path), study="mo", space=SPACE, segments=(12,), corpus="c",
-                       vocab="v", preset="smoke", metric=("environment",))  # fmt: skip
+    setup = TrialSetup(store=str(tmp_path), study="mo", space=SPACE, segments=(12,), metric=("environment",))  # fmt: skip
     objective = make_objective(
-        setup, pretrain=fake_pretrain(tmp_path, log), probe=fake_probe, **QUIET
+        setup, train=fake_train(tmp_path, log), probe=probe_summary, command=command, **QUIET
     )
     assert objective(optuna.trial.FixedTrial({"k": 6, "lam": 1.0})) == [pytest.approx(0.072)]
-    setup_bad = TrialSetup(store=str(tmp_path), study="mo2", space=SPACE, segments=(12,), corpus="c",
-                           vocab="v", preset="smoke", metric=("speech",))  # fmt: skip
+    setup_bad = TrialSetup(store=str(tmp_path), study="mo2", space=SPACE, segments=(12,), metric=("speech",))  # fmt: skip
     bad = make_objective(
-        setup_bad, pretrain=fake_pretrain(tmp_path, log), probe=fake_probe, **QUIET
+        setup_bad, train=fake_train(tmp_path, log), probe=probe_summary, command=command, **QUIET
     )
     with pytest.raises(RuntimeError, match="no score for \\['speech'\\]"):
         bad(optuna.trial.FixedTrial({"k": 6, "lam": 1.0}))
+
+
+def fake_pretrain_run(store: Path, log: list[tuple[str, int]]) -> Any:
+    """stages.pretrain.run as a trial calls it: trains (fakes) run spec.name to spec.max_steps."""
+    from stages.pretrain import PretrainResult, PretrainSpec
+
+    train = fake_train(store, log)
+
+    def run(spec: PretrainSpec, _: Store) -> PretrainResult:
+        assert spec.name is not None and spec.max_steps is not None and spec.k is not None
+        train(spec.name, {"k": spec.k}, spec.max_steps)
+        return PretrainResult(run=spec.name, checkpoint=None, summary=f"trained {spec.name}")
+
+    return run
 
 
 def test_the_job_end_to_end_with_fake_training(
@@ -207,25 +223,26 @@ def test_the_job_end_to_end_with_fake_training(
 ) -> None:
     """jobs/sweep.py's main with training and probing faked (no Ray): summary, report, rerun."""
     import cluster.runtime
-    import jobs.evaluate
-    import jobs.pretrain
+    import stages.evaluate
+    import stages.pretrain
     from jobs import sweep
 
     log: list[tuple[str, int]] = []
     monkeypatch.setattr(cluster.runtime, "ensure_ray", lambda *a, **k: None)
-    monkeypatch.setattr(jobs.pretrain, "main", fake_pretrain(sweep_store, log))
-    monkeypatch.setattr(jobs.evaluate, "probe_checkpoint", fake_probe)
+    monkeypatch.setattr(stages.pretrain, "run", fake_pretrain_run(sweep_store, log))
+    monkeypatch.setattr(stages.evaluate, "probe_checkpoint", lambda _, uri, **k: probe_summary(uri))
     argv = ["--store", str(sweep_store), "--study", "fake", "--corpus", "c", "--vocab", "v",
             "--objective", "mtc", "--k", "6,12", "--preset", "smoke", "--segments", "2"]  # fmt: skip
     assert sweep.main(argv) == 0
     out = capsys.readouterr().out
     assert log == [("fake-t0", 6), ("fake-t0", 12), ("fake-t1", 6), ("fake-t1", 12)]
+    assert out.count("trained fake-t") == 4  # every segment's training summary is printed
     assert re.search(r"best trial: #\d \{'k': 12\}", out)
-    assert (
-        "python jobs/pretrain.py --store" in out and "--k 12 --max-steps 12 --name fake-best" in out
-    )
+    best = (f"python jobs/pretrain.py --store {sweep_store} --preset smoke --corpus c --vocab v --k 12 "
+            "--objective mtc --max-steps 12 --name fake-best")  # fmt: skip
+    assert f"best config, ready to run:\n  {best}\n" in out
     report = sweep_store / "sweeps" / "fake" / "report"
-    assert "--name fake-best" in (report / "report.md").read_text()
+    assert f"```sh\n{best}\n```" in (report / "report.md").read_text()
     assert (report / "_SUCCESS").exists() and (report / "value_per_k.png").exists()
     assert sweep.main(argv) == 0  # done: the rerun trains nothing
     assert len(log) == 4

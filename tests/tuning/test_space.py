@@ -1,14 +1,18 @@
 """The search space (FixedTrial, the grid), storage opening, and jobs/sweep.py's refusals of bad
-input, all before Ray starts."""
+input, all before Ray starts; the sweep stage's plan, spec and best command."""
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 from pathlib import Path
 
 import optuna
 import pytest
 
 from jobs import sweep
+from stages import sweep as sweep_stage
+from stages.cli import parser_for
 from tuning.space import SweepSpace, parse_ks, parse_range
 from tuning.storage import StorageError, open_storage
 from uts.store import Store
@@ -199,14 +203,53 @@ def test_a_study_reopened_with_other_settings_is_refused(
         open_study("settings", storage, settings={"k": [6], "trials": 9}, **kwargs)
 
 
+def plan_of(argv: list[str]) -> sweep_stage.SweepPlan:
+    """The sweep's plan from its job's flags (the flags alone: no store is read)."""
+    parser = parser_for(sweep_stage, "sweep.py")
+    args = parser.parse_args(argv)
+    return sweep_stage.make_plan(sweep_stage.spec_from_args(args, parser), args.store)
+
+
 def test_plan_from_flags() -> None:
-    plan = sweep.check_args(sweep.parse_args(["--study", "s", "--objective", "multitask", "--k", "6,12",
-                                              "--lam-range", "0.5,2", "--lam-grid", "2", "--trials", "9",
-                                              "--preset", "smoke"]))  # fmt: skip
-    assert isinstance(plan, dict)
-    assert plan["total"] == 4 and "more than the grid's 4 points" in plan["notes"][0]
-    assert plan["setup"].segments == (4, 8, 12)  # smoke: 12 steps in 3 segments
-    multi = sweep.check_args(sweep.parse_args(["--study", "s", "--objective", "mtc", "--k", "6",
-                                               "--metric", "environment", "--preset", "smoke"]))  # fmt: skip
-    assert isinstance(multi, dict) and multi["setup"].segments == (12,)  # no pruning: one segment
-    assert multi["settings"]["pruner"] == "none" and "multi-objective" in multi["notes"][0]
+    plan = plan_of(["--study", "s", "--objective", "multitask", "--k", "6,12", "--lam-range", "0.5,2",
+                    "--lam-grid", "2", "--trials", "9", "--preset", "smoke"])  # fmt: skip
+    assert plan.total == 4 and "more than the grid's 4 points" in plan.notes[0]
+    assert plan.setup.segments == (4, 8, 12)  # smoke: 12 steps in 3 segments
+    multi = plan_of(["--study", "s", "--objective", "mtc", "--k", "6", "--metric", "environment",
+                     "--preset", "smoke"])  # fmt: skip
+    assert multi.setup.segments == (12,)  # no pruning: one segment
+    assert multi.settings["pruner"] == "none" and "multi-objective" in multi.notes[0]
+
+
+def test_the_spec_has_one_field_per_flag() -> None:
+    parser = parser_for(sweep_stage, "sweep.py")
+    dests = [a.dest for a in parser._actions if a.dest not in ("help", "store")]
+    assert dests == [f.name for f in dataclasses.fields(sweep_stage.SweepSpec)]
+    args = parser.parse_args(["--study", "s", "--objective", "mtc"])
+    assert sweep_stage.spec_from_args(args, parser) == sweep_stage.SweepSpec(
+        study="s", objective="mtc"
+    )
+
+
+def test_the_best_command_trains_the_trial_config_again() -> None:
+    """The recorded command is ready to run: pretrain's own parser reads it back into the spec a
+    trial trains, under the name <study>-best and the full step budget."""
+    from stages import pretrain
+
+    plan = plan_of(["--store", "/tmp/st", "--study", "ab", "--objective", "multitask", "--k", "6,12",
+                    "--preset", "smoke", "--corpus", "c", "--vocab", "v", "--tokenizer", "/tok",
+                    "--num-workers", "2", "--use-gpu", "--accelerator-type", "V100"])  # fmt: skip
+    command = sweep_stage.best_command(plan, {"k": 12, "lam": 0.5}, Store("/tmp/st"))
+    assert command == ("python jobs/pretrain.py --store /tmp/st --preset smoke --corpus c --vocab v --k 12 "
+                       "--objective multitask --lam 0.5 --num-workers 2 --use-gpu --accelerator-type V100 "
+                       "--max-steps 12 --tokenizer /tok --name ab-best")  # fmt: skip
+    words = shlex.split(command)
+    parser = parser_for(pretrain, "pretrain.py")
+    args = parser.parse_args(words[2:])
+    assert args.store == "/tmp/st"
+    expected = sweep_stage.trial_spec(plan, {"k": 12, "lam": 0.5}, "ab-best", 12)
+    assert pretrain.spec_from_args(args, parser) == expected
+    assert (expected.k, expected.lam, expected.use_gpu, expected.probe) == (12, 0.5, True, None)
+    mtc = plan_of(["--study", "m", "--objective", "mtc", "--k", "6"])  # GPU not asked: preset's
+    assert sweep_stage.trial_spec(mtc, {"k": 6}, "m-t0", 3).use_gpu is None
+    assert "--lam" not in sweep_stage.best_command(mtc, {"k": 6}, Store("/tmp/st"))

@@ -23,8 +23,11 @@ import pytest
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-from jobs import pretrain, sweep
+from jobs import sweep
+from stages import pretrain
+from stages.cli import parser_for
 from tuning.loop import counted_trials
+from uts.store import Store
 
 pytestmark = pytest.mark.ray
 
@@ -80,13 +83,14 @@ def test_a_killed_smoke_sweep_resumes_without_repeating_trials(
     assert done_steps == [3, 6] and killed_before[0] == 3
 
     trained: list[tuple[str, int]] = []
-    real_main = pretrain.main
+    real_run = pretrain.run
 
-    def counting(args: list[str]) -> int:
-        trained.append((args[args.index("--name") + 1], int(args[args.index("--max-steps") + 1])))
-        return real_main(args)
+    def counting(spec: pretrain.PretrainSpec, store: Store) -> pretrain.PretrainResult:
+        assert spec.name is not None and spec.max_steps is not None
+        trained.append((spec.name, spec.max_steps))
+        return real_run(spec, store)
 
-    monkeypatch.setattr(pretrain, "main", counting)
+    monkeypatch.setattr(pretrain, "run", counting)
     started = time.monotonic()
     assert sweep.main(argv) == 0
     print(f"rerun: {time.monotonic() - started:.0f} s")
@@ -121,7 +125,7 @@ def test_a_killed_smoke_sweep_resumes_without_repeating_trials(
     assert f"```sh\n{command}\n```" in text
     words = shlex.split(command)
     assert words[:2] == ["python", "jobs/pretrain.py"]
-    parsed = pretrain.parse_args(words[2:])  # ready to run: the job's own parser accepts it
+    parsed = parser_for(pretrain, "pretrain.py").parse_args(words[2:])  # ready to run
     assert (parsed.k, parsed.lam, parsed.objective) == (
         best.params["k"],
         best.params["lam"],

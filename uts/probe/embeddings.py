@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from uts.audio import Wave
 from uts.probe.evaluate import TaskSpec
-from uts.store import Store, join_uri
+from uts.store import Store
 
 __all__ = [
     "EmbeddingCache",
@@ -96,16 +96,13 @@ def checkpoint_source(uri: str, label: str | None = None) -> EncoderSource:
     Raises:
         FileNotFoundError: not a checkpoint folder (no model.pt or lineage.json).
     """
+    from uts.train import checkpoint
     from uts.train.config import PretrainConfig
-    from uts.train.model import read_checkpoint
 
-    fs, path, lineage = read_checkpoint(uri)
-    digest = hashlib.sha256()
-    with fs.open(join_uri(path, "model.pt"), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    lineage = checkpoint.read_lineage(uri)
+    digest = checkpoint.weights_digest(uri)
     config = PretrainConfig(**lineage["config"])
-    return EncoderSource("checkpoint", f"ckpt-{digest.hexdigest()[:16]}", label or uri.rstrip("/"),
+    return EncoderSource("checkpoint", f"ckpt-{digest[:16]}", label or uri.rstrip("/"),
                          config=config, checkpoint=uri, lineage=lineage)  # fmt: skip
 
 

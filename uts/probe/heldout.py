@@ -13,16 +13,20 @@ clips (uts.train.batching.is_validation), which training never stepped on.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from uts.audio import Wave
 from uts.store import Store
 
-__all__ = ["HeldOut", "captioning", "heldout_clips", "retrieval"]
+if TYPE_CHECKING:
+    from uts.probe.embeddings import EncoderSource
+
+__all__ = ["HeldOut", "captioning", "heldout_clips", "heldout_metrics", "retrieval"]
 
 
 @dataclass(frozen=True)
@@ -164,3 +168,32 @@ def captioning(model: Any, held: HeldOut, tokenizer: Any, *, mode: str) -> dict[
     else:
         result["descriptions"] = {"skipped": "no held-out clip has a description"}
     return result
+
+
+def heldout_metrics(store: Store, source: EncoderSource, limit: int) -> dict[str, Any]:
+    """Retrieval (contrastive) or captioning (ar, par, multitask) of a checkpoint on up to `limit`
+    of its run's held-out clips: {"retrieval": ...} or {"captioning": {mode: ...}}; {} for an MTC
+    run, a baseline or `limit` 0; {"heldout": {"skipped": reason}} when no held-out clip has tags
+    at the run's K.
+
+    Raises:
+        FileNotFoundError: the run's corpus, tags or vocabulary is not in this store.
+    """
+    from uts.models.text import load_tokenizer
+    from uts.train.model import load_checkpoint
+
+    if source.checkpoint is None or limit <= 0 or source.config.objective == "mtc":
+        return {}
+    objective = str(source.config.objective)
+    held = heldout_clips(store, source.lineage, limit=limit)
+    if not held.clip_ids:
+        return {"heldout": {"skipped": "the run has no held-out clips with tags at its K"}}
+    model = load_checkpoint(source.checkpoint)[0]
+    print(
+        f"  {source.label}: {objective} on {len(held.clip_ids)} held-out clip(s)", file=sys.stderr
+    )
+    if objective == "contrastive":
+        return {"retrieval": retrieval(model, held, load_tokenizer(source.config.text_model))}
+    tokenizer = load_tokenizer(source.config.tokenizer)
+    modes = ("ar", "par") if objective == "multitask" else (objective,)
+    return {"captioning": {mode: captioning(model, held, tokenizer, mode=mode) for mode in modes}}

@@ -11,22 +11,32 @@
 
 Labels are one-hot (multiclass) or multi-hot (multilabel) float rows. Validation selects by accuracy
 (multiclass) or mAP (multilabel). Every protocol is deterministic for a given seed on CPU: it seeds
-torch inside `torch.random.fork_rng`, so the caller's random state is left as it was.
+torch inside `torch.random.fork_rng`, so the caller's random state is left as it was. What the
+protocols share (input checks, seeding, losses, the early-stopping loop) is uts.probe.fitting.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import torch
 
-from uts.probe.metrics import accuracy, mean_average_precision
+from uts.probe.fitting import (
+    Matrix,
+    checked_arrays,
+    head_loss,
+    predict,
+    probabilities,
+    seeded,
+    step_batches,
+    train_head,
+    unit_rows,
+    validation_metric,
+)
 
 __all__ = [
     "PROTOCOLS",
@@ -42,20 +52,10 @@ __all__ = [
     "validation_metric",
 ]
 
-Matrix = npt.NDArray[np.float32]
 PROTOCOLS = ("logistic", "linear", "xares", "knn", "mlp")
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)  # logistic: picked on the validation split
 MLP_LEARNING_RATES = (3.2e-3, 1e-3, 3.2e-4, 1e-4)
 MLP_DEPTHS = (1, 2)  # hidden layers
-
-
-def validation_metric(scores: Matrix, y: Matrix, *, multilabel: bool) -> float:
-    """Accuracy of the argmax (multiclass), or mAP over the classes with a positive (multilabel;
-    0.0 when no class has one). Higher is better."""
-    if multilabel:
-        positive = y.astype(bool)
-        return mean_average_precision(scores, positive) if positive.any() else 0.0
-    return accuracy(scores.argmax(1), y.argmax(1))
 
 
 def fit_logistic(x: Matrix, y: Matrix, *, multilabel: bool, weight_decay: float) -> torch.nn.Linear:
@@ -70,7 +70,7 @@ def fit_logistic(x: Matrix, y: Matrix, *, multilabel: bool, weight_decay: float)
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
         logits = model(features)
-        loss = _loss(logits, targets, multilabel=multilabel)
+        loss = head_loss(logits, targets, multilabel=multilabel)
         loss = loss + weight_decay * model.weight.pow(2).sum()
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
@@ -146,17 +146,17 @@ def fit_predict_linear(
     x, y = np.r_[x_train, x_valid], np.r_[y_train, y_valid]
     mean, std = x.mean(0), x.std(0) + 1e-6
     x, x_test = ((x - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
-    with _seeded(seed):
+    with seeded(seed):
         head = torch.nn.Sequential(
             torch.nn.Dropout(dropout), torch.nn.Linear(x.shape[1], y.shape[1])
         )
         optimiser = torch.optim.Adam(head.parameters(), lr=lr)
         features, targets = torch.from_numpy(x), torch.from_numpy(y)
-        for indices in _step_batches(len(x), batch, steps):
+        for indices in step_batches(len(x), batch, steps):
             optimiser.zero_grad()
-            _loss(head(features[indices]), targets[indices], multilabel=multilabel).backward()  # type: ignore[no-untyped-call]
+            head_loss(head(features[indices]), targets[indices], multilabel=multilabel).backward()  # type: ignore[no-untyped-call]
             optimiser.step()
-        return _predict(head, x_test, multilabel=multilabel)
+        return predict(head, x_test, multilabel=multilabel)
 
 
 def frame_logits_pooled(
@@ -198,7 +198,7 @@ def fit_predict_xares(
     score of small tasks. A zero Linear starts from uniform predictions, and on large tasks the
     start washes out anyway; the seed still drives the shuffling.
     """
-    with _seeded(seed):
+    with seeded(seed):
         linear = torch.nn.Linear(x_train.shape[1], y_train.shape[1])
         torch.nn.init.zeros_(linear.weight)
         torch.nn.init.zeros_(linear.bias)
@@ -206,7 +206,7 @@ def fit_predict_xares(
         optimiser = torch.optim.Adam(head.parameters(), lr=lr)
         total = epochs * math.ceil(len(x_train) / batch)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(total, 1))
-        _train(
+        train_head(
             head,
             optimiser,
             schedule,
@@ -217,7 +217,7 @@ def fit_predict_xares(
             epochs=epochs,
             patience=epochs,
         )
-        return _predict(head, x_test, multilabel=multilabel)
+        return predict(head, x_test, multilabel=multilabel)
 
 
 def fit_predict_knn(
@@ -240,13 +240,13 @@ def fit_predict_knn(
     are taken in an unspecified order. `multilabel` and `seed` are unused (no training).
     """
     del multilabel, seed
-    bank = _unit_rows(torch.from_numpy(np.r_[x_train, x_valid]))  # (N_bank, D)
+    bank = unit_rows(torch.from_numpy(np.r_[x_train, x_valid]))  # (N_bank, D)
     labels = torch.from_numpy(np.r_[y_train, y_valid])  # (N_bank, C)
     k = min(k, len(bank))
     rows = max(1, chunk_elements // len(bank))
     out = np.zeros((len(x_test), labels.shape[1]), np.float32)
     for start in range(0, len(x_test), rows):
-        queries = _unit_rows(torch.from_numpy(x_test[start : start + rows]))  # (R, D)
+        queries = unit_rows(torch.from_numpy(x_test[start : start + rows]))  # (R, D)
         top, neighbours = (queries @ bank.T).topk(k, dim=1)  # (R, k) similarities and indices
         # Shifted by the row's best similarity: the normalisation cancels it, exp cannot overflow.
         weights = torch.exp((top - top[:, :1]) / temperature)  # (R, k)
@@ -284,7 +284,7 @@ def fit_predict_mlp(
         grid, max_epochs = [(1e-3, 1)], 100
     best: tuple[float, Matrix] | None = None
     for lr, depth in grid:
-        with _seeded(seed):
+        with seeded(seed):
             widths = [x_train.shape[1]] + [hidden] * depth
             layers: list[torch.nn.Module] = []
             for width_in, width_out in itertools.pairwise(widths):
@@ -295,7 +295,7 @@ def fit_predict_mlp(
                 ]
             model = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], y_train.shape[1]))
             optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-            value = _train(
+            value = train_head(
                 model,
                 optimiser,
                 None,
@@ -307,7 +307,7 @@ def fit_predict_mlp(
                 patience=patience,
             )
             if best is None or value > best[0]:  # ties keep the earlier grid point
-                best = (value, _predict(model, x_test, multilabel=multilabel))
+                best = (value, predict(model, x_test, multilabel=multilabel))
         if best[0] >= 1.0:  # a perfect validation score cannot be beaten: the rest is moot
             break
     assert best is not None
@@ -350,15 +350,15 @@ def fit_predict(
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown probe protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    x_train, y_train, x_valid, y_valid, x_test = _checked(
+    x_train, y_train, x_valid, y_valid, x_test = checked_arrays(
         protocol, x_train, y_train, x_valid, y_valid, x_test, multilabel=multilabel
     )
     if protocol == "logistic":
-        with _seeded(seed):  # fit_logistic seeds torch itself; keep that from leaking out
+        with seeded(seed):  # fit_logistic seeds torch itself; keep that from leaking out
             logits, _ = fit_predict_logistic(
                 x_train, y_train, x_valid, y_valid, x_test, multilabel=multilabel, **options
             )
-        return _probabilities(torch.from_numpy(logits), multilabel=multilabel)
+        return probabilities(torch.from_numpy(logits), multilabel=multilabel)
     fitters: dict[str, Callable[..., Matrix]] = {
         "linear": fit_predict_linear,
         "xares": fit_predict_xares,
@@ -368,119 +368,3 @@ def fit_predict(
     return fitters[protocol](
         x_train, y_train, x_valid, y_valid, x_test, multilabel=multilabel, seed=seed, **options
     )
-
-
-def _checked(protocol: str, *arrays: npt.ArrayLike, multilabel: bool) -> tuple[Matrix, ...]:
-    names = ("x_train", "y_train", "x_valid", "y_valid", "x_test")
-    out = [np.ascontiguousarray(a, np.float32) for a in arrays]
-    shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, out, strict=True))
-    if any(a.ndim != 2 for a in out):
-        raise ValueError(f"{protocol}: every array must be 2-D, (N, D) or (N, C); got {shapes}")
-    x_train, y_train, x_valid, y_valid, x_test = out
-    if len(x_train) == 0 or len(x_train) != len(y_train) or len(x_valid) != len(y_valid):
-        raise ValueError(f"{protocol}: need train rows and matching x/y row counts; got {shapes}")
-    if not len(x_valid):  # an empty split of any width: give it the train widths
-        out[2], out[3] = x_train[:0], y_train[:0]
-    if len({x_train.shape[1], out[2].shape[1], x_test.shape[1]}) != 1:
-        raise ValueError(f"{protocol}: embedding widths (D) differ; got {shapes}")
-    if y_train.shape[1] != out[3].shape[1]:
-        raise ValueError(f"{protocol}: label widths (C) differ; got {shapes}")
-    for name, y in (("y_train", y_train), ("y_valid", out[3])):
-        if not multilabel and len(y) and not np.all(y.sum(1) == 1):
-            bad = int(np.flatnonzero(y.sum(1) != 1)[0])
-            raise ValueError(f"{protocol}: multiclass {name} row {bad} is not one-hot: {y[bad]}")
-    return tuple(out)
-
-
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Seed torch's global generator for the block and restore the caller's state after it."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def _loss(logits: torch.Tensor, targets: torch.Tensor, *, multilabel: bool) -> torch.Tensor:
-    if multilabel:
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-    return torch.nn.functional.cross_entropy(logits, targets.argmax(1))
-
-
-def _probabilities(logits: torch.Tensor, *, multilabel: bool) -> Matrix:
-    scores = logits.sigmoid() if multilabel else logits.softmax(1)
-    return np.ascontiguousarray(scores.detach().numpy(), np.float32)
-
-
-@torch.no_grad()
-def _predict(model: torch.nn.Module, x: Matrix, *, multilabel: bool) -> Matrix:
-    model.eval()
-    return _probabilities(model(torch.from_numpy(x)), multilabel=multilabel)
-
-
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    norms: torch.Tensor = x.norm(dim=1, keepdim=True)  # (N, 1)
-    return x / norms.clamp_min(1e-12)
-
-
-def _epoch_batches(n: int, batch: int) -> Iterator[torch.Tensor]:
-    """One epoch of shuffled minibatch indices (the last one may be short); one full batch when
-    n <= batch."""
-    if n <= batch:
-        yield torch.arange(n)
-        return
-    yield from torch.split(torch.randperm(n), batch)
-
-
-def _step_batches(n: int, batch: int, steps: int) -> Iterator[torch.Tensor]:
-    """`steps` minibatches of indices, epoch after epoch."""
-    done = 0
-    while done < steps:
-        for indices in _epoch_batches(n, batch):
-            if done == steps:
-                return
-            done += 1
-            yield indices
-
-
-def _train(
-    model: torch.nn.Module,
-    optimiser: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler | None,
-    train: tuple[Matrix, Matrix],
-    valid: tuple[Matrix, Matrix],
-    *,
-    multilabel: bool,
-    batch: int,
-    epochs: int,
-    patience: int,
-) -> float:
-    """Train for up to `epochs`, stepping `schedule` per minibatch; with validation rows, keep the
-    weights of the best epoch (strictly better only) and stop after `patience` epochs without
-    improvement. Leaves the model on its kept weights and returns their validation metric (0.0
-    with no validation rows: the last epoch is kept)."""
-    features, targets = torch.from_numpy(train[0]), torch.from_numpy(train[1])
-    x_valid, y_valid = valid
-    best_value, best_state, since_best = -math.inf, None, 0
-    for _ in range(epochs):
-        model.train()
-        for indices in _epoch_batches(len(features), batch):
-            optimiser.zero_grad()
-            _loss(model(features[indices]), targets[indices], multilabel=multilabel).backward()  # type: ignore[no-untyped-call]
-            optimiser.step()
-            if schedule is not None:
-                schedule.step()
-        if not len(x_valid):
-            continue
-        value = validation_metric(
-            _predict(model, x_valid, multilabel=multilabel), y_valid, multilabel=multilabel
-        )
-        if value > best_value:
-            best_value, since_best = value, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            since_best += 1
-        if since_best >= patience or best_value >= 1.0:  # a perfect score cannot be beaten
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return best_value if best_state is not None else 0.0

@@ -1,17 +1,15 @@
-"""Random-init checkpoints in a store, saved the way jobs/pretrain.py saves them (model.pt +
-lineage.json under runs/<run>/checkpoint_*), with the vocabulary an mtc checkpoint needs: for the
-serving tests and benchmarks/serve.py."""
+"""Random-init checkpoints in a store, saved through uts.train.checkpoint as a training run saves
+them (weights and lineage in a run's checkpoint folder, no optimiser state), with the vocabulary an
+mtc checkpoint needs: for the serving tests and benchmarks/serve.py."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-
-import torch
 
 from uts.store import Store
 from uts.tags.vocab import Vocabulary, write_vocab_files
+from uts.train import checkpoint
 from uts.train.config import PretrainConfig
 from uts.train.model import build_model
 
@@ -37,14 +35,12 @@ def save_checkpoint(
     store: Store, run: str, config: PretrainConfig, vocab: str, fp: str, *, step: int | None = None
 ) -> Path:
     """The random-init model of `config` as checkpoint folder runs/<run>/checkpoint_<STAMP>, trained
-    (says its lineage) on vocabulary `vocab` with fingerprint `fp`; with `step`, also the
-    state.json that marks a finished checkpoint (what `latest_checkpoint` looks for)."""
-    folder = Path(store.path("runs", run, f"checkpoint_{STAMP}"))
+    (says its lineage) on vocabulary `vocab` with fingerprint `fp`; with `step`, also the loop
+    counters that mark a finished checkpoint (what `checkpoint.latest` looks for)."""
+    folder = Path(checkpoint.folder_path(store, run, STAMP))
     folder.mkdir(parents=True)
-    torch.save(build_model(config).state_dict(), folder / "model.pt")
     lineage = {"config": config.to_dict(), "corpus": {"name": "c", "fingerprint": "f"},
                "tags": {"fingerprint": "t"}, "vocab": {"name": vocab, "fingerprint": fp, "k": config.k}}  # fmt: skip
-    (folder / "lineage.json").write_text(json.dumps(lineage))
-    if step is not None:
-        (folder / "state.json").write_text(json.dumps({"step": step}))
+    checkpoint.save(folder, model_state=build_model(config).state_dict(), training_state=None,
+                    state=None if step is None else {"step": step}, lineage=lineage)  # fmt: skip
     return folder

@@ -1,5 +1,7 @@
-"""A small tagged corpus made on the spot (tones and noise captioned with one of a few sounds), run
-through the real jobs: ingest, caption (corpus), tag (rules), build_vocab. For tests and benchmarks."""
+"""Tiny audio made on the spot for tests and benchmarks: tones and noise captioned with one of a
+few sounds (a `folder` source), and HEAR-style probe task folders. The tagged store built from the
+tones by the real stages is stages.fixtures.make_tagged_store (it needs the stages, which uts
+does not import)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-__all__ = ["SOUNDS", "make_tagged_store", "make_task_folder", "write_tone_folder"]
+__all__ = ["SOUNDS", "make_task_folder", "write_tone_folder"]
 
 SOUNDS = ("dog barks", "rain falls", "bird chirps", "engine hums", "piano melody", "drum beats")
 
@@ -33,29 +35,6 @@ def write_tone_folder(root: Path, *, clips: int = 40, seconds: tuple[float, ...]
     meta = root / "meta.jsonl"
     meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return audio, meta
-
-
-def make_tagged_store(root: Path, *, clips: int = 40, seconds: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0),
-                      seed: int = 0) -> Path:  # fmt: skip
-    """Write `clips` clips under root/audio and the store root/store with corpus `c` and vocabulary
-    `v`; returns the store path. Raises RuntimeError when a job fails."""
-    from jobs import build_vocab, caption, ingest, tag
-
-    audio, meta = write_tone_folder(root, clips=clips, seconds=seconds, seed=seed)
-    store = root / "store"
-    steps = [
-        (ingest.main, ["--store", str(store), "--corpus", "c", "--source", "folder", "--path", str(audio),
-                       "--metadata", str(meta), "--workers", "0", "--batch-size", "10"]),
-        (caption.main, ["--store", str(store), "--corpus", "c", "--workers", "0"]),
-        (tag.main, ["--store", str(store), "--corpus", "c", "--workers", "0"]),
-    ]  # fmt: skip
-    for main, argv in steps:
-        if main(argv) != 0:
-            raise RuntimeError(f"{main.__module__} failed: {argv}")
-    (tags_dir,) = (store / "tags" / "c").iterdir()
-    if build_vocab.main(["--store", str(store), "--tags", str(tags_dir), "--name", "v"]) != 0:
-        raise RuntimeError("build_vocab failed")
-    return store
 
 
 def _tone(path: Path, freq: float, rate: int, seconds: float, rng: np.random.Generator) -> None:

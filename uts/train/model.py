@@ -7,20 +7,17 @@ its training started from.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from uts.objectives.base import Pretrainer
 from uts.objectives.mtc import MTC
+from uts.train import checkpoint
 from uts.train.config import PretrainConfig
 
-if TYPE_CHECKING:
-    from uts.store import Store
-
-__all__ = ["build_model", "latest_checkpoint", "load_checkpoint", "read_checkpoint"]
+__all__ = ["build_model", "load_checkpoint"]
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -55,53 +52,15 @@ def build_model(
     return model
 
 
-def read_checkpoint(uri: str) -> tuple[Any, str, dict[str, Any]]:
-    """(filesystem, path, lineage.json) of a checkpoint folder (local path or any store URI).
-
-    Raises:
-        FileNotFoundError: the folder lacks model.pt or lineage.json.
-    """
-    from uts.store import join_uri, open_fs
-
-    fs, path = open_fs(uri)
-    for name in ("model.pt", "lineage.json"):
-        if not fs.exists(join_uri(path, name)):
-            raise FileNotFoundError(f"{uri} is not a pretraining checkpoint (no {name})")
-    with fs.open(join_uri(path, "lineage.json"), "r", encoding="utf-8") as f:
-        lineage: dict[str, Any] = json.load(f)
-    return fs, path, lineage
-
-
 def load_checkpoint(uri: str) -> tuple[Pretrainer, PretrainConfig, dict[str, Any]]:
     """(model in eval mode with the checkpoint's weights, its config, its lineage) of a checkpoint
-    folder (local path or any store URI).
+    folder (local path or any store URI); the layout is uts.train.checkpoint's.
 
     Raises:
-        FileNotFoundError: the folder lacks model.pt or lineage.json.
+        FileNotFoundError: not a checkpoint folder.
     """
-    from uts.store import join_uri
-
-    fs, path, lineage = read_checkpoint(uri)
+    lineage = checkpoint.read_lineage(uri)
     config = PretrainConfig(**lineage["config"])
     model = build_model(config)
-    with fs.open(join_uri(path, "model.pt"), "rb") as f:
-        model.load_state_dict(torch.load(f, map_location="cpu"))
+    model.load_state_dict(checkpoint.load_weights(uri))
     return model.eval(), config, lineage
-
-
-def latest_checkpoint(store: Store, run: str) -> tuple[str, dict[str, Any]] | None:
-    """(URI, state.json) of the run's checkpoint with the most steps, among those with a state.json
-    (Ray Train writes it with the weights), or None when the run has none."""
-    from uts.store import join_uri
-
-    best: tuple[int, str, dict[str, Any]] | None = None
-    for path in store.fs.glob(join_uri(store.path("runs", run), "checkpoint_*", "state.json")):
-        with store.fs.open(path, "r", encoding="utf-8") as f:
-            state: dict[str, Any] = json.load(f)
-        if best is None or int(state["step"]) > best[0]:
-            best = (int(state["step"]), str(path).rsplit("/", 1)[0], state)
-    if best is None:
-        return None
-    folder = best[1]
-    uri = folder if store.local else store.uri(folder[len(store.root) :].lstrip("/"))
-    return uri, best[2]

@@ -1,0 +1,222 @@
+"""The pretrain stage's spec and checks, and the embedded default's plan, without Ray: flags and
+spec agree, bad input is refused with the job's messages before anything starts, the plan runs
+its steps in order and rebuilds the vocabulary only when it was counted from other tags."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from stages import plan, pretrain
+from stages.base import StageError, spec_argv
+from stages.cli import parser_for
+from stages.fixtures import make_tagged_store
+from stages.ingest import IngestSpec
+from stages.pretrain import PretrainSpec
+from stages.vocab import VocabSpec
+from uts.store import Store
+
+# The flags of jobs/pretrain.py before the stage existed (argparse dests, --store aside).
+JOB_FLAGS = ["preset", "corpus", "tags", "vocab", "k", "objective", "lam", "num_workers", "use_gpu",
+             "accelerator_type", "max_steps", "lr", "batch_seconds", "tokenizer", "text_model", "name",
+             "init_from", "cache", "probe"]  # fmt: skip
+
+
+def parse(argv: list[str]) -> PretrainSpec:
+    parser = parser_for(pretrain, "pretrain.py")
+    spec: PretrainSpec = pretrain.spec_from_args(parser.parse_args(argv), parser)
+    return spec
+
+
+def test_spec_fields_are_the_job_flags_and_round_trip() -> None:
+    assert [f.name for f in fields(PretrainSpec)] == JOB_FLAGS
+    parser = parser_for(pretrain, "pretrain.py")
+    dests = [a.dest for a in parser._actions if a.dest not in ("help", "store")]
+    assert dests == JOB_FLAGS
+    assert parse([]) == PretrainSpec()  # every default None-means-preset stays None
+    argv = ["--preset", "smoke", "--corpus", "c", "--vocab", "v", "--k", "6", "--objective", "multitask",
+            "--lam", "0.5", "--use-gpu", "--max-steps", "18", "--name", "r1", "--no-probe"]  # fmt: skip
+    spec = parse(argv)
+    assert spec.k == 6 and spec.lam == 0.5 and spec.use_gpu is True and spec.probe is False
+    assert parse(spec_argv(spec)) == spec
+    config = spec.config()
+    assert (config.k, config.max_steps, config.objective, config.lam) == (6, 18, "multitask", 0.5)
+    assert PretrainSpec(corpus="c").run_name(PretrainSpec(corpus="c").config()) == "c-mtc-k300"
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    return Store(str(make_tagged_store(tmp_path_factory.mktemp("tagged"))))
+
+
+def smoke(**overrides: Any) -> PretrainSpec:
+    return PretrainSpec(**{"preset": "smoke", "corpus": "c", "vocab": "v", "k": 6, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (smoke(vocab="nope", k=None), "run jobs/build_vocab.py"),
+        (smoke(k=5000), "--k 5000 is larger than vocabulary 'v'"),
+        (smoke(objective="ar", tokenizer="/no/such/tokenizer"), "needs the tokenizer"),
+        (smoke(corpus="zzz", k=None), "run jobs/ingest.py --corpus zzz first"),
+        (smoke(tags="0123456789abcdef"), "no complete tags '0123456789abcdef' for corpus c"),
+        (smoke(max_steps=0), "--max-steps must be >= 1, got 0"),
+        (smoke(batch_seconds=-1.0), "--batch-seconds must be positive, got -1.0"),
+    ],
+)
+def test_bad_input_is_refused_with_the_jobs_messages(
+    tagged: Store, spec: PretrainSpec, message: str
+) -> None:
+    with pytest.raises(StageError) as raised:
+        pretrain.prepare(spec, tagged, spec.config())
+    assert raised.value.code == 2 and message in str(raised.value)
+
+
+def test_prepare_loads_the_vocabulary_once_at_k(tagged: Store) -> None:
+    spec = smoke(name="r1")
+    prepared = pretrain.prepare(spec, tagged, spec.config())
+    vocab_meta = tagged.read_json("vocab", "v", "vocab.json")
+    assert len(prepared.vocab) == 6 and prepared.vocab.prior().shape == (6,)
+    assert prepared.lineage["vocab"] == {
+        "name": "v",
+        "fingerprint": vocab_meta["vocab_fingerprint"],
+        "k": 6,
+    }
+    assert (
+        prepared.lineage["tags"]["clips_with_tags_at_k"]
+        <= prepared.lineage["tags"]["clips_with_tags"]
+    )
+    assert prepared.lineage["command"] == (
+        f"python jobs/pretrain.py --store {tagged.root_uri} --preset smoke --corpus c --vocab v --k 6 --name r1"
+    )
+    assert len(prepared.shards) >= 1 and all(prepared.tags.values())
+    assert pretrain.changed_inputs(tagged, "r1", prepared.lineage) is None  # no such run yet
+
+
+# -- the embedded default's plan ----------------------------------------------------------------
+
+
+def demo_store(root: Path, *, tags_fp: str, vocab_from: str | None) -> Store:
+    """A store holding complete demo tags `tags_fp` and, when `vocab_from` is given, a complete
+    vocabulary demo-uts counted from the tags folder of that fingerprint."""
+    tags = root / "tags" / "demo" / tags_fp
+    tags.mkdir(parents=True)
+    (tags / "stage.json").write_text("{}")
+    (tags / "_SUCCESS").write_text("")
+    if vocab_from is not None:
+        vocab = root / "vocab" / "demo-uts"
+        vocab.mkdir(parents=True)
+        source = {"uri": str(root / "tags" / "demo" / vocab_from / "part-00000.parquet")}
+        (vocab / "vocab.json").write_text(json.dumps({"sources": [source]}))
+        (vocab / "_SUCCESS").write_text("")
+    return Store(str(root))
+
+
+@pytest.mark.parametrize(
+    ("vocab_from", "overwrite", "skipped"),
+    [(None, False, False), ("aaaa", False, True), ("bbbb", True, False)],
+    ids=["missing", "same-tags", "other-tags"],
+)
+def test_the_vocabulary_follows_the_newest_tags(
+    tmp_path: Path, vocab_from: str | None, overwrite: bool, skipped: bool
+) -> None:
+    store = demo_store(tmp_path, tags_fp="aaaa", vocab_from=vocab_from)
+    specs = list(plan.demo_plan(store, cache="C", vocab_name="demo-uts"))
+    assert [type(s).__name__ for s in specs] == ["IngestSpec", "TasksSpec", "CaptionSpec", "TagSpec",
+                                                 "VocabSpec", "PretrainSpec"]  # fmt: skip
+    assert specs[0] == IngestSpec(corpus="demo", source="demo", cache="C")
+    assert (specs[2].backend, specs[3].backend) == ("corpus", "rules")
+    vocab = specs[4]
+    assert isinstance(vocab, VocabSpec)
+    assert vocab.tags == (store.uri("tags", "demo", "aaaa"),) and vocab.name == "demo-uts"
+    assert vocab.overwrite is overwrite
+    assert plan._counted(store, vocab) is skipped
+    assert specs[5] == PretrainSpec(cache="C", vocab="demo-uts")  # trains at once when run
+
+
+def fake_stage(script: str, log: list[str], *, fail: str | None = None, code: int = 0) -> Any:
+    def run(spec: Any, store: Store) -> Any:
+        log.append(script)
+        if fail:
+            raise StageError(fail, 2)
+        return SimpleNamespace(summary=f"{script} done", exit_code=code, spec=spec)
+
+    return SimpleNamespace(SCRIPT=script, run=run)
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every stage of the plan replaced by one that logs its script and succeeds; and no Ray."""
+    log: list[str] = []
+    for kind, stage in list(plan.STAGES.items()):
+        monkeypatch.setitem(plan.STAGES, kind, fake_stage(stage.SCRIPT, log))
+    import cluster.runtime
+
+    monkeypatch.setattr(cluster.runtime, "ensure_ray", lambda *a, **k: None)
+    return log
+
+
+def test_the_main_job_runs_the_plan_and_returns_the_training(
+    tmp_path: Path, fakes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = demo_store(tmp_path, tags_fp="aaaa", vocab_from="aaaa")
+    result = pretrain.run(PretrainSpec(cache="C", max_steps=600), store)
+    # The vocabulary was counted from these tags: skipped, not announced.
+    assert fakes == ["jobs/ingest.py", "jobs/tasks.py", "jobs/caption.py", "jobs/tag.py", "jobs/pretrain.py"]  # fmt: skip
+    assert result.spec == PretrainSpec(cache="C", max_steps=600, vocab="demo-uts")
+    out, err = capsys.readouterr()
+    assert out.split() == ["jobs/ingest.py", "done", "jobs/tasks.py", "done", "jobs/caption.py", "done",
+                           "jobs/tag.py", "done"]  # fmt: skip
+    announced = [line for line in err.splitlines() if line.startswith("[embedded default]")]
+    assert announced == [
+        f"[embedded default] ingest: --store {store.root_uri} --corpus demo --source demo --cache C",
+        f"[embedded default] tasks: --store {store.root_uri}",
+        f"[embedded default] caption: --store {store.root_uri} --corpus demo",
+        f"[embedded default] tag: --store {store.root_uri} --corpus demo",
+    ]
+
+
+def test_a_failed_step_stops_the_plan(
+    tmp_path: Path,
+    fakes: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = demo_store(tmp_path, tags_fp="aaaa", vocab_from="bbbb")
+    from stages.caption import CaptionSpec
+    from stages.tasks import TasksSpec
+
+    monkeypatch.setitem(
+        plan.STAGES, CaptionSpec, fake_stage("jobs/caption.py", fakes, fail="no corpus")
+    )
+    with pytest.raises(StageError) as raised:
+        pretrain.run(PretrainSpec(), store)
+    assert (
+        raised.value.code == 1 and str(raised.value) == "the embedded default's caption step failed"
+    )
+    assert "error: no corpus" in capsys.readouterr().err
+    assert fakes == ["jobs/ingest.py", "jobs/tasks.py", "jobs/caption.py"]
+    fakes.clear()
+    monkeypatch.setitem(plan.STAGES, TasksSpec, fake_stage("jobs/tasks.py", fakes, code=1))
+    with pytest.raises(StageError, match="tasks step failed"):
+        plan.make_demo_inputs(store, vocab_name="demo-uts", cache="C")
+    assert fakes == ["jobs/ingest.py", "jobs/tasks.py"]
+
+
+def test_vocabulary_from_other_tags_is_rebuilt_with_overwrite(
+    tmp_path: Path, fakes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = demo_store(tmp_path, tags_fp="aaaa", vocab_from="bbbb")
+    plan.make_demo_inputs(store, vocab_name="demo-uts", cache="C")
+    assert fakes[-1] == "jobs/build_vocab.py"
+    tags = store.uri("tags", "demo", "aaaa")
+    assert (
+        f"[embedded default] build_vocab: --store {store.root_uri} --tags {tags} --name demo-uts --overwrite"
+        in capsys.readouterr().err
+    )
