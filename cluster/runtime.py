@@ -34,3 +34,11 @@ def store_env() -> dict[str, str]:
     runtime_env of workers that read or write the store: on a running cluster, workers do not
     inherit the submitting process's environment."""
     return {key: value for key, value in os.environ.items() if key.startswith("AWS_")}
+
+
+def cluster_gpus() -> int:
+    """GPUs in the connected Ray cluster (0 on a CPU-only one)."""
+    import ray
+
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return int(resources.get("GPU", 0))

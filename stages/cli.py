@@ -7,11 +7,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from stages.base import StageError
 from uts.store import Store
 
-__all__ = ["parser_for", "run_job"]
+__all__ = ["parser_for", "run_job", "run_stage"]
 
 
 def parser_for(stage: ModuleType, prog: str) -> argparse.ArgumentParser:
@@ -27,9 +28,14 @@ def run_job(stage: ModuleType, argv: Sequence[str] | None, prog: str) -> int:
     """`python jobs/<stage>.py`: 0 done, 1 the stage failed, 2 bad arguments or missing inputs."""
     parser = parser_for(stage, prog)
     args = parser.parse_args(argv)
-    spec = stage.spec_from_args(args, parser)
+    return run_stage(stage, stage.spec_from_args(args, parser), Store(args.store))
+
+
+def run_stage(stage: ModuleType, spec: Any, store: Store) -> int:
+    """`stage.run(spec, store)` as its job runs it: the summary on stdout, an error on stderr,
+    the job's exit code back (the study runs its steps this way)."""
     try:
-        result = stage.run(spec, Store(args.store))
+        result = stage.run(spec, store)
     except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

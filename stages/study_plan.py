@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
-import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, NoReturn
 
 from stages import caption, evaluate, ingest, pretrain, tag, tasks, vocab
 from stages.base import StageError
-from stages.cli import parser_for
+from stages.cli import parser_for, run_stage
 from stages.study_presets import Settings
 from uts.store import Store
 from uts.train import checkpoint
@@ -135,20 +134,8 @@ class Plan:
                 *extra, *flags(spec, last)]  # fmt: skip
 
     def call(self, stage: ModuleType, spec: Any) -> Callable[[], int]:
-        """`stage.run(spec)` as its job runs it: the summary on stdout, an error on stderr, and
-        the job's exit code."""
-
-        def run() -> int:
-            try:
-                result = stage.run(spec, self.store)
-            except StageError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return exc.code
-            if result.summary:
-                print(result.summary)
-            return int(result.exit_code)
-
-        return run
+        """`stage.run(spec)` as its job runs it (stages.cli.run_stage), for later."""
+        return lambda: run_stage(stage, spec, self.store)
 
     def exists(self, *parts: str) -> Callable[[], str | None]:
         def done() -> str | None:
@@ -337,7 +324,6 @@ class Plan:
         config = preset(self.s.preset.train, num_workers=train.num_workers, use_gpu=train.use_gpu)
         if not config.use_gpu or self.s.dry_run:
             return 1
-        import ray
+        from cluster.runtime import cluster_gpus
 
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        return max(1, min(runs, gpus // max(1, config.num_workers)))
+        return max(1, min(runs, cluster_gpus() // max(1, config.num_workers)))
