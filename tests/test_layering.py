@@ -80,21 +80,29 @@ def test_imports_point_down_and_no_job_imports_a_job() -> None:
     assert not problems, "\n".join(problems)
 
 
+def checkpoint_spellings(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, text) of every string outside docstrings that names a checkpoint file or folder."""
+    skip = docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        text = node.value if isinstance(node, ast.Constant) else None
+        named = isinstance(text, str) and any(name in text for name in CHECKPOINT_NAMES)
+        if named and id(node) not in skip:
+            found.append((node.lineno, str(text)))
+    return found
+
+
 def test_one_module_names_the_checkpoint_files() -> None:
-    problems = []
-    for path in sources():
-        if path.relative_to(ROOT).as_posix() == CHECKPOINT_MODULE:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        skip = docstrings(tree)
-        for node in ast.walk(tree):
-            text = node.value if isinstance(node, ast.Constant) else None
-            named = isinstance(text, str) and any(name in text for name in CHECKPOINT_NAMES)
-            if named and id(node) not in skip:
-                problems.append(f"{path.relative_to(ROOT)}:{node.lineno} spells {text!r}")
+    problems = [
+        f"{path.relative_to(ROOT)}:{line} spells {text!r}"
+        for path in sources()
+        if path.relative_to(ROOT).as_posix() != CHECKPOINT_MODULE
+        for line, text in checkpoint_spellings(ast.parse(path.read_text(encoding="utf-8")))
+    ]
     assert not problems, "only uts/train/checkpoint.py may name checkpoint files:\n" + "\n".join(
         problems
     )
+    assert checkpoint_spellings(ast.parse((ROOT / CHECKPOINT_MODULE).read_text(encoding="utf-8")))
 
 
 @pytest.mark.parametrize("path", sources(), ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -103,9 +111,12 @@ def test_no_file_over_400_lines(path: Path) -> None:
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it by concern"
 
 
-def test_the_checker_catches_an_upward_import(tmp_path: Path) -> None:
-    """The walk sees imports inside functions and resolves relative ones."""
+def test_the_checkers_catch_what_they_look_for() -> None:
+    """The walk sees imports inside functions and resolves relative ones; a file name in code is
+    caught, the same name in a docstring is not."""
     source = "def f():\n    from jobs import pretrain\n    from .x import y\n"
     path = ROOT / "uts" / "probe" / "fake.py"
     names = [name for _, name in imported(ast.parse(source), path)]
     assert "jobs.pretrain" in names and "uts.probe.x.y" in names
+    source = 'def f():\n    """Reads model.pt."""\n    return uri + "/lineage.json"\n'
+    assert [text for _, text in checkpoint_spellings(ast.parse(source))] == ["/lineage.json"]
