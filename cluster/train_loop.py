@@ -1,7 +1,8 @@
 """The loop every Ray Train worker runs, as named steps read top to bottom:
 
-    setup        model, optimiser, scheduler, scaler; resume from Ray Train's checkpoint or warm
-                 start from another run's weights; DDP; tokenizers; the dataset shards
+    setup        model, optimiser, scheduler, precision (autocast dtype, GradScaler for fp16);
+                 weights from Ray Train's checkpoint or a warm start, DDP, then the optimiser
+                 state (on the device); tokenizers; the dataset shards
     next batch   a duration-bounded group of examples; an epoch ends for every rank at once
     train step   one optimiser step (uts.train.train_step), skipped steps counted
     log          every `log_every` steps: loss, lr, throughput and data-wait (rank 0 prints)
@@ -29,7 +30,7 @@ import torch
 from cluster.collective import Collective
 from cluster.train_data import examples
 from uts.train import checkpoint as checkpoints
-from uts.train.config import PretrainConfig
+from uts.train.config import PretrainConfig, resolve_precision
 
 __all__ = ["train_loop"]
 
@@ -86,19 +87,30 @@ class _Worker:
         model, self.optimizer, self.scheduler = _build(
             config, self.rank, self.world, self.collective.gather_padded, payload.get("tag_prior")
         )
-        self.use_fp16 = config.fp16 and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler() if self.use_fp16 else None
+        # "fp32", "bf16" (autocast only) or "fp16" (autocast + GradScaler); see resolve_precision.
+        self.precision = resolve_precision(config.precision, self.device.type,
+                                           bf16_supported=_cuda_bf16(self.device))  # fmt: skip
+        self.autocast_dtype = _AUTOCAST[self.precision]
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "skipped": 0, "audio_seconds": 0.0,
                                       "history": []}  # fmt: skip
+        # Resume in two halves around prepare_model: weights into the CPU model first, then, once
+        # the model sits on its device, the optimiser state, which load_state_dict casts to the
+        # device of the parameters it belongs to (loaded before the move, it would stay on CPU).
         saved = ray.train.get_checkpoint()
+        training: dict[str, Any] | None = None
         if saved is not None:
             with saved.as_directory() as folder:
-                self._resume(Path(folder), model)
+                model_state, training, state = checkpoints.load_training(Path(folder))
+            model.load_state_dict(model_state)
+            self.state.update(state)
         elif payload.get("init_from"):
             model.load_state_dict(checkpoints.load_weights(payload["init_from"]))  # warm start
         self.model = ray.train.torch.prepare_model(
             model, parallel_strategy_kwargs={"find_unused_parameters": True}
         )
+        if training is not None:
+            self._resume_training(training)
         self.tokenizers = _tokenizers(config)
         self.train_shard = ray.train.get_dataset_shard("train")
         self.val_shard = ray.train.get_dataset_shard("val")
@@ -112,15 +124,14 @@ class _Worker:
         self.window = _Window()  # since the last log line
         self.span = _Window(start=self.window.start)  # since the last checkpoint
 
-    def _resume(self, folder: Path, model: Any) -> None:
-        """Weights, optimiser, scheduler, scaler and counters of the checkpoint Ray Train handed back."""
-        model_state, training, state = checkpoints.load_training(folder)
-        model.load_state_dict(model_state)
+    def _resume_training(self, training: Mapping[str, Any]) -> None:
+        """Optimiser, scheduler and scaler state of the checkpoint Ray Train handed back; called
+        after the model is on its device. A scaler state is kept only by an fp16 run (a run
+        resumed at another precision starts a fresh scaler, or none)."""
         self.optimizer.load_state_dict(training["optimizer"])
         self.scheduler.load_state_dict(training["scheduler"])
         if self.scaler is not None and training["scaler"] is not None:
             self.scaler.load_state_dict(training["scaler"])
-        self.state.update(state)
 
     def _epoch_batches(self, seed: int) -> Iterator[list[dict[str, Any]]]:
         """The train shard's examples in duration-bounded groups (100 frames per second)."""
@@ -158,13 +169,16 @@ class _Worker:
         batch = _to(collate(group, num_tags=self.config.k, **self.tokenizers), self.device)
         metrics: dict[str, Any] = train_step(
             self.model, batch, self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
-            autocast_dtype=torch.float16 if self.use_fp16 else None, agree=self.collective.all_true,
+            autocast_dtype=self.autocast_dtype, agree=self.collective.all_true,
         )  # fmt: skip
         self.guard.update(
             bool(metrics["skipped"]), step=state["step"] + 1, clip_ids=batch["clip_ids"]
         )
         if metrics["skipped"]:
             state["skipped"] += 1
+            return None
+        if not metrics.get("stepped", 1.0):  # fp16: the GradScaler met inf/NaN grads, no update
+            state["scaler_skipped"] = state.get("scaler_skipped", 0) + 1  # calibration, not a step
             return None
         seconds = self.collective.sum(float(batch["feat_lens"].sum()) / 100)  # 100 frames/s
         state["step"] += 1
@@ -277,6 +291,19 @@ def _build(config: PretrainConfig, rank: int, world: int, gather: Any,
     optimizer, scheduler = build_optimizer(model, config.optimizer, lr=config.lr, warmup_steps=config.warmup_steps,
                                            lr_steps=config.lr_steps, lr_epochs=config.lr_epochs)  # fmt: skip
     return model, optimizer, scheduler
+
+
+# The autocast dtype of each resolved precision (None: no autocast).
+_AUTOCAST: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+def _cuda_bf16(device: torch.device) -> bool:
+    """Whether `device` is a CUDA device that computes in bf16 (Ampere and later; not V100)."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def _tokenizers(config: PretrainConfig) -> dict[str, Any]:

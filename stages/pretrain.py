@@ -26,7 +26,7 @@ from uts.objectives import OBJECTIVES
 from uts.store import Store, latest_complete
 from uts.tags import Vocabulary, load_vocab
 from uts.train import checkpoint as checkpoints
-from uts.train.config import PRESETS, PretrainConfig, preset
+from uts.train.config import PRECISIONS, PRESETS, PretrainConfig, preset
 
 __all__ = [
     "DEMO",
@@ -65,6 +65,7 @@ class PretrainSpec:
     num_workers: int | None = None  # training workers (Ray Train)
     use_gpu: bool | None = None  # train on GPUs
     accelerator_type: str | None = None  # Ray accelerator label, e.g. V100
+    precision: str | None = None  # auto|fp32|bf16|fp16 (None: the preset's)
     max_steps: int | None = None  # optimiser steps the run reaches
     lr: float | None = None  # peak learning rate
     batch_seconds: float | None = None  # audio seconds per step, all workers, padding included
@@ -89,7 +90,8 @@ class PretrainSpec:
         """The preset with this spec's overrides (None keeps the preset's value)."""
         return preset(self.preset, k=self.k, objective=self.objective, lam=self.lam, num_workers=self.num_workers,
                       use_gpu=self.use_gpu, max_steps=self.max_steps, batch_seconds=self.batch_seconds,
-                      lr=self.lr, tokenizer=self.tokenizer, text_model=self.text_model)  # fmt: skip
+                      lr=self.lr, tokenizer=self.tokenizer, text_model=self.text_model,
+                      precision=self.precision)  # fmt: skip
 
     def run_name(self, config: PretrainConfig) -> str:
         """The run's name: `name`, or <corpus>-<objective>-k<K> when none is given."""
@@ -139,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--num-workers", type=int, default=_D.num_workers, help="training workers")
     add("--use-gpu", action="store_true", default=_D.use_gpu, help="train on GPUs")
     add("--accelerator-type", default=_D.accelerator_type, help="e.g. V100 (Ray accelerator label)")
+    add("--precision", choices=PRECISIONS, default=_D.precision,
+        help="auto: bf16 on GPUs that have it, fp16 + GradScaler on V100, fp32 on CPU; bf16 on CPU "
+             "is CPU autocast (default: the preset's, auto for m, fp32 for demo and smoke)")  # fmt: skip
     add("--max-steps", type=int, default=_D.max_steps, help="training steps")
     add("--lr", type=float, default=_D.lr, help="peak learning rate (preset's default)")
     add("--batch-seconds", type=float, default=_D.batch_seconds,

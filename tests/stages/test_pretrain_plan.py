@@ -23,7 +23,7 @@ from uts.store import Store
 
 # The flags of jobs/pretrain.py before the stage existed (argparse dests, --store aside).
 JOB_FLAGS = ["preset", "corpus", "tags", "vocab", "k", "objective", "lam", "num_workers", "use_gpu",
-             "accelerator_type", "max_steps", "lr", "batch_seconds", "tokenizer", "text_model", "name",
+             "accelerator_type", "precision", "max_steps", "lr", "batch_seconds", "tokenizer", "text_model", "name",
              "init_from", "cache", "probe"]  # fmt: skip
 
 

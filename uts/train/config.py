@@ -2,7 +2,10 @@
 
 - `smoke`: seconds on 2 CPUs, for tests.
 - `demo`: the embedded default: a tiny Zipformer on the demo corpus, 2 CPU workers, a few minutes.
-- `m`: the paper: Zipformer-M, 640 audio-seconds per step across the cluster, fp16 on GPU.
+- `m`: the paper: Zipformer-M, 640 audio-seconds per step across the cluster, mixed precision on GPU
+  (`precision="auto"`: bf16 where the GPU has it, fp16 with a GradScaler on V100).
+
+`precision` is one of PRECISIONS; `resolve_precision` turns it and a device into what a step runs.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["PRESETS", "PretrainConfig", "preset"]
+__all__ = ["PRECISIONS", "PRESETS", "PretrainConfig", "preset", "resolve_precision"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +45,7 @@ class PretrainConfig:
     log_every: int = 50
     num_workers: int = 8
     use_gpu: bool = True
-    fp16: bool = True  # autocast + GradScaler on GPU (V100: no bf16)
+    precision: str = "auto"  # one of PRECISIONS; resolved per device by resolve_precision
     specaug: bool = True
     cache_features: bool = (
         False  # small corpora: compute features once, keep them in the object store
@@ -50,6 +55,19 @@ class PretrainConfig:
     )
     max_failures: int = 3
     seed: int = 0
+
+    # Lineage written before `precision` existed carries `fp16` instead (True: autocast + GradScaler
+    # on GPU, fp32 on CPU, which is what "auto" does on a V100 and on CPU). Read, never written.
+    fp16: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.fp16 is not None:  # an old lineage config: derive precision, then forget fp16
+            object.__setattr__(self, "precision", "auto" if self.fp16 else "fp32")
+            object.__setattr__(self, "fp16", None)
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
     def per_worker_seconds(self) -> float:
         return self.batch_seconds / self.num_workers
@@ -63,14 +81,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 5e-4, "warmup_steps": 30, "lr_steps": 400,
         "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 300, "checkpoint_every": 100, "validate_every": 100,
-        "val_fraction": 0.05, "log_every": 20, "num_workers": 2, "use_gpu": False, "fp16": False, "cache_features": True,
+        "val_fraction": 0.05, "log_every": 20, "num_workers": 2, "use_gpu": False, "precision": "fp32", "cache_features": True,
         "data_workers": 2, "decoder_dim": 64, "decoder_layers": 2, "decoder_heads": 2,
     },
     "smoke": {
         "encoder": "xs", "k": 50, "optimizer": "adamw", "lr": 3e-3, "warmup_steps": 2, "lr_steps": 50,
         "lr_epochs": 2, "batch_seconds": 40.0, "bucket_window": 200, "max_steps": 12, "checkpoint_every": 6,
         "validate_every": 6, "val_fraction": 0.1, "log_every": 3, "num_workers": 2, "use_gpu": False, "cache_features": True,
-        "data_workers": 2, "fp16": False, "specaug": False, "decoder_dim": 32, "decoder_layers": 1, "decoder_heads": 2,
+        "data_workers": 2, "precision": "fp32", "specaug": False, "decoder_dim": 32, "decoder_layers": 1, "decoder_heads": 2,
     },
 }  # fmt: skip
 
@@ -81,3 +99,31 @@ def preset(name: str, **overrides: Any) -> PretrainConfig:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     given = {k: v for k, v in overrides.items() if v is not None}
     return replace(PretrainConfig(**PRESETS[name]), **given)
+
+
+def resolve_precision(precision: str, device_type: str, *, bf16_supported: bool = False) -> str:
+    """What a step runs: "fp32", "bf16" (autocast, no scaler) or "fp16" (autocast + GradScaler).
+
+    auto: bf16 on CUDA devices that have it, fp16 on those that do not (V100), fp32 elsewhere
+    (CPU bf16 is asked for explicitly: it is slower than fp32 on many CPUs). bf16 on CPU is
+    torch.autocast("cpu", dtype=torch.bfloat16).
+
+    Args:
+        precision: one of PRECISIONS.
+        device_type: the training device's type ("cuda", "cpu", ...).
+        bf16_supported: whether a CUDA device computes in bf16 (torch.cuda.is_bf16_supported()).
+
+    Raises:
+        ValueError: an unknown precision, bf16 on a CUDA device without it, or fp16 off CUDA
+            (the GradScaler it needs is a CUDA tool here).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    cuda = device_type == "cuda"
+    if precision == "auto":
+        return ("bf16" if bf16_supported else "fp16") if cuda else "fp32"
+    if precision == "bf16" and cuda and not bf16_supported:
+        raise ValueError("precision bf16: this CUDA device has no bf16 (V100?); use fp16 or auto")
+    if precision == "fp16" and not cuda:
+        raise ValueError(f"precision fp16 needs a CUDA device, got {device_type}; use bf16 or fp32")
+    return precision

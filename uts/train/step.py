@@ -33,7 +33,11 @@ def train_step(
     A non-finite loss skips the update (metrics then hold `skipped=1`). Under DDP every rank must
     skip together: `agree(finite)` returns whether the loss is finite on every rank (an
     all-reduce); the backward still runs (on a zeroed loss) so DDP's gradient hooks stay in step.
-    Returns the objective's metrics plus `loss`, `grad_norm`, `lr` and `skipped`.
+    With a scaler, an fp16 overflow (inf/NaN gradients) makes `scaler.step` skip the optimiser
+    step; then `stepped=0` (with `skipped=0`: it is the scaler calibrating, not divergence) and
+    the scheduler is not stepped. The caller counts a step only when `stepped` is 1.
+    Returns the objective's metrics plus `loss`, `grad_norm`, `lr`, `skipped`, `stepped` and,
+    with a scaler, `grad_scale` (the scale after this step's update).
     """
     model.train()
     device_type = batch["feats"].device.type
@@ -46,23 +50,30 @@ def train_step(
     if not agree(bool(torch.isfinite(loss.detach()))):
         (loss.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()  # type: ignore[no-untyped-call]
         optimizer.zero_grad(set_to_none=True)
-        return {"loss": float(loss.detach()), "skipped": 1.0, "lr": optimizer.param_groups[0]["lr"]}
+        lr = optimizer.param_groups[0]["lr"]
+        return {"loss": float(loss.detach()), "skipped": 1.0, "stepped": 0.0, "lr": lr}
     if scaler is not None:
         scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         scaler.unscale_(optimizer)
     else:
         loss.backward()  # type: ignore[no-untyped-call]
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    stepped = True
     if scaler is not None:
-        scaler.step(optimizer)
+        scale = scaler.get_scale()
+        scaler.step(optimizer)  # skips optimizer.step() when the unscaled grads hold inf/NaN
         scaler.update()
+        # update() lowers the scale exactly when it found inf/NaN, i.e. when it skipped the step
+        # (torch's own test for a skipped step); a disabled scaler stays at 1.0.
+        metrics["grad_scale"] = scaler.get_scale()
+        stepped = metrics["grad_scale"] >= scale
     else:
         optimizer.step()
-    if scheduler is not None:
+    if scheduler is not None and stepped:
         scheduler.step()
     metrics.update(
         loss=float(loss.detach()), grad_norm=float(grad_norm), lr=optimizer.param_groups[0]["lr"],
-        skipped=0.0,
+        skipped=0.0, stepped=float(stepped),
     )  # fmt: skip
     return metrics
 

@@ -46,7 +46,12 @@ class Bypass(nn.Module):
         self.scale = nn.Parameter(torch.full((dim,), 0.5))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.lerp(x, y, self.scale.clamp(0.0, 1.0))  # one fused kernel
+        # lerp wants one dtype for all three; under autocast x/y are bf16/fp16 (or one of them still
+        # fp32) while the scale is an fp32 parameter, so compute in the wider of x and y (at fp32
+        # every cast is a no-op). icefall's BypassModule writes it as x + (y - x) * c instead.
+        dtype = torch.promote_types(x.dtype, y.dtype)
+        scale = self.scale.clamp(0.0, 1.0).to(dtype)
+        return torch.lerp(x.to(dtype), y.to(dtype), scale)  # one fused kernel
 
 
 class FeedForward(nn.Module):
