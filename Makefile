@@ -49,6 +49,9 @@ bench: setup
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/pretrain.py
 	$(BIN)/python benchmarks/serve.py
+	# a GPU: the paper's step per precision; no GPU: the CPU dry run of the same code
+	if $(BIN)/python -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; \
+		then $(BIN)/python benchmarks/gpu.py; else $(BIN)/python benchmarks/gpu.py --device cpu --quick; fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -15,21 +15,11 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from uts.train.memory import peak_mb
+
 AST_SIZES = {"s": (384, 6, 1536), "m": (672, 12, 2688)}  # hidden, heads, intermediate (12 layers)
-
-
-def peak_mb(device: str) -> float:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def build(kind: str, preset_name: str, frames: int) -> Any:

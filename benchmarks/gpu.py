@@ -21,7 +21,6 @@ step that is timed. Exits 1 if a precision that should run fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import re
@@ -30,8 +29,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
+
+from uts.train.memory import peak_mb, reset_peak
 
 # Dense (no 2:4 sparsity) peak TFLOPS per GPU from NVIDIA's datasheets: "half" = fp16/bf16 tensor
 # cores, "tf32" = fp32 matmuls on tensor cores (torch's allow_tf32), "fp32" = plain fp32.
@@ -73,30 +73,6 @@ def bf16_supported(device: str) -> bool:
     import torch
 
     return torch.cuda.is_bf16_supported() if device == "cuda" else True
-
-
-def peak_mb(device: str) -> float:
-    """CUDA: peak bytes allocated since the last reset. CPU: the process's resident high-water mark
-    (reset by reset_peak where the kernel allows, else the whole run's)."""
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def reset_peak(device: str) -> None:
-    import torch
-
-    if device == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        return
-    with contextlib.suppress(OSError):  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
-        Path("/proc/self/clear_refs").write_text("5")
 
 
 def sync(device: str) -> None:

@@ -23,13 +23,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-
-def status_mb(field: str) -> float:
-    """A memory figure of this process from /proc (Linux), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
+from uts.train.memory import status_mb
 
 
 def child(kind: str, path: str, max_k: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Pretraining data on Ray Data: corpus shards -> read units -> (CPU actors) decode + fbank +
-vocabulary columns -> the train and validation datasets each worker takes its shard of.
+vocabulary columns -> the train and validation datasets each worker takes its shard of. The train
+set's blocks come in a new random order every epoch.
 
 The vocabulary arrives loaded and cut at the run's K (the pretrain stage loads it once and checks
 K once); the actors receive it with their constructor and never read the store's vocab folder.
@@ -119,6 +120,10 @@ def make_datasets(
     out = {}
     for split in ("train", "val"):
         ds = ray.data.from_items(units, override_num_blocks=len(units))
+        if split == "train" and not config.cache_features:
+            # Each epoch (each execution of the dataset) reads the row groups in a new order,
+            # so ranks meet different clips from epoch to epoch (see _shuffled).
+            ds = _shuffled(ds)
         ds = ds.flat_map(
             functools.partial(_read_split, fraction=config.val_fraction, split=split),
             runtime_env=runtime_env,
@@ -130,8 +135,21 @@ def make_datasets(
         )  # fmt: skip
         # A small corpus is featurised once, before training, on every core; a large one streams
         # (features are recomputed each epoch while the GPUs train).
-        out[split] = ds.materialize() if config.cache_features else ds
+        if config.cache_features:
+            ds = ds.materialize()
+            ds = _shuffled(ds) if split == "train" else ds
+        out[split] = ds
     return out
+
+
+def _shuffled(ds: Any) -> Any:
+    """`ds` with its blocks in a new random order at every execution (every epoch: Ray Train's
+    split coordinator re-executes the dataset per epoch, ray/data/_internal/iterator/
+    stream_split_iterator.py, _try_start_new_epoch). A global shuffle at the cost of a block
+    reorder: blocks are row groups of 64 clips (streaming) or featurised batches of 32 (cached),
+    and each rank shuffles its clips further within duration buckets. Unseeded: Ray Data's row
+    order is not reproducible anyway (tasks finish in parallel, in varying order)."""
+    return ds.randomize_block_order()
 
 
 def examples(shard: Any) -> Iterator[dict[str, Any]]:

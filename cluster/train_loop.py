@@ -6,8 +6,17 @@
     next batch   a duration-bounded group of examples; an epoch ends for every rank at once
     train step   one optimiser step (uts.train.train_step), skipped steps counted
     log          every `log_every` steps: loss, lr, throughput and data-wait (rank 0 prints)
-    checkpoint   every `checkpoint_every` steps and at the end: validation, then every rank reports
-                 and rank 0 attaches the checkpoint (uts.train.checkpoint writes it)
+    validate     every `validate_every` steps: loss (and tag mAP) on every rank's held-out clips
+    checkpoint   every `checkpoint_every` steps (a multiple of validate_every) and at the end:
+                 validation, then every rank reports and rank 0 attaches the checkpoint
+                 (uts.train.checkpoint writes it)
+
+Data order: Ray Data hands each epoch's blocks out in a new random order (cluster/train_data.py),
+and each rank shuffles its clips within duration buckets with its own seed (config seed, epoch,
+rank), so ranks never see the same order and an epoch never repeats the last one. The weights
+start the same on every rank (seeded by the config's seed); after that each rank reseeds torch
+from (seed, rank, step), so SpecAugment, dropout and layer skipping differ across ranks and a
+resumed run does not replay the random draws of its first steps.
 
 Ranks step in lock-step: an epoch ends for everyone when any rank runs out of batches (the others
 drain theirs), so DDP never waits on a rank that has stopped. Resume = the same run name and store:
@@ -31,6 +40,7 @@ from cluster.collective import Collective
 from cluster.train_data import examples
 from uts.train import checkpoint as checkpoints
 from uts.train.config import PretrainConfig, resolve_precision
+from uts.train.memory import peak_mb
 
 __all__ = ["train_loop"]
 
@@ -47,11 +57,13 @@ def train_loop(payload: dict[str, Any]) -> None:
         metrics = worker.train_step(group)
         if metrics is None:  # a skipped step (non-finite loss): not counted
             continue
-        step = state["step"]
-        if step % config.log_every == 0 or step == config.max_steps:
+        step, last = state["step"], state["step"] == config.max_steps
+        if step % config.log_every == 0 or last:
             worker.log(metrics)
-        if step % config.checkpoint_every == 0 or step == config.max_steps:
+        if step % config.checkpoint_every == 0 or last:  # (a multiple of validate_every)
             worker.checkpoint(metrics)
+        elif step % config.validate_every == 0:
+            worker.validate()
     worker.close()
 
 
@@ -102,15 +114,17 @@ class _Worker:
         if saved is not None:
             with saved.as_directory() as folder:
                 model_state, training, state = checkpoints.load_training(Path(folder))
-            model.load_state_dict(model_state)
+            checkpoints.restore(model, model_state, "the run's latest checkpoint")
             self.state.update(state)
         elif payload.get("init_from"):
-            model.load_state_dict(checkpoints.load_weights(payload["init_from"]))  # warm start
+            source = payload["init_from"]  # a warm start
+            checkpoints.restore(model, checkpoints.load_weights(source), source)
         self.model = ray.train.torch.prepare_model(
             model, parallel_strategy_kwargs={"find_unused_parameters": True}
         )
         if training is not None:
             self._resume_training(training)
+        torch.manual_seed(_seed(config.seed, self.rank, self.state["step"]))  # this rank's draws
         self.tokenizers = _tokenizers(config)
         self.train_shard = ray.train.get_dataset_shard("train")
         self.val_shard = ray.train.get_dataset_shard("val")
@@ -147,7 +161,8 @@ class _Worker:
         drains its own batches and starts the next epoch together)."""
         if self.batches is None:
             self.scheduler.set_epoch(self.state["epoch"])
-            self.batches = self._epoch_batches(seed=self.config.seed + self.state["epoch"])
+            epoch = self.state["epoch"]
+            self.batches = self._epoch_batches(seed=_seed(self.config.seed, self.rank, epoch))
         waited = time.perf_counter()
         group = next(self.batches, None)
         wait = time.perf_counter() - waited
@@ -170,6 +185,7 @@ class _Worker:
         metrics: dict[str, Any] = train_step(
             self.model, batch, self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
             autocast_dtype=self.autocast_dtype, agree=self.collective.all_true,
+            clip_norm=None if self.config.clipping_scale is not None else 5.0,
         )  # fmt: skip
         self.guard.update(
             bool(metrics["skipped"]), step=state["step"] + 1, clip_ids=batch["clip_ids"]
@@ -193,12 +209,14 @@ class _Worker:
         waits = self.collective.each(self.window.wait / elapsed)  # share of time spent waiting
         line = {**{k: v for k, v in metrics.items() if k != "skipped"},
                 "audio_s_per_s": self.window.seconds / elapsed, "data_wait": sum(waits) / self.world,
-                **{f"data_wait/rank{r}": w for r, w in enumerate(waits)}}  # fmt: skip
+                **{f"data_wait/rank{r}": w for r, w in enumerate(waits)},
+                "peak_mem_mb": peak_mb(self.device.type)}  # since the start; GPU: allocated  # fmt: skip
         if self.writer is not None:
             self.writer.scalars(self.state["step"], line)
             print(f"step {self.state['step']}/{self.config.max_steps} loss {line['loss']:.4f} "
                   f"lr {line['lr']:.2e} {line['audio_s_per_s']:,.0f} audio-s/s data-wait "
-                  f"{line['data_wait']:.0%} (max {max(waits):.0%})", flush=True)  # fmt: skip
+                  f"{line['data_wait']:.0%} (max {max(waits):.0%}) peak {line['peak_mem_mb']:,.0f} MB",
+                  flush=True)  # fmt: skip
         self.window = _Window()
 
     def checkpoint(self, metrics: Mapping[str, Any]) -> None:
@@ -208,16 +226,21 @@ class _Worker:
                   "skipped_steps": state["skipped"], "audio_hours": state["audio_seconds"] / 3600,
                   "audio_s_per_s": self.span.seconds / span,
                   "data_wait": self.collective.sum(self.span.wait / span) / self.world}  # fmt: skip
-        report.update(validate(self.model, self.val_shard, self.config, self.tokenizers,
-                               self.collective, self.device))  # fmt: skip
+        report.update(self.validate())
         state["history"].append(report)
-        if self.writer is not None:
-            self.writer.scalars(
-                state["step"], {k: v for k, v in report.items() if k.startswith("val_")}
-            )
         self._report(report)
         self.window = _Window()
         self.span = _Window(start=self.window.start)
+
+    def validate(self) -> dict[str, float]:
+        """Validation loss (and tag mAP) over every rank's held-out clips, logged at this step."""
+        metrics = validate_shard(self.model, self.val_shard, self.config, self.tokenizers,
+                                 self.collective, self.device)  # fmt: skip
+        if self.writer is not None:
+            self.writer.scalars(self.state["step"], metrics)
+            shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            print(f"step {self.state['step']}/{self.config.max_steps} {shown}", flush=True)
+        return metrics
 
     def _report(self, metrics: dict[str, Any]) -> None:
         """Every rank reports (Ray Train needs the same number of calls); rank 0 attaches the
@@ -244,9 +267,13 @@ class _Worker:
             self.writer.close()
 
 
-def validate(model: Any, shard: Any, config: PretrainConfig, tokenizers: dict[str, Any],
-             collective: Collective, device: torch.device) -> dict[str, float]:  # fmt: skip
-    """Validation loss over every rank's held-out clips; tag mAP for objectives with an MTC head."""
+def validate_shard(model: Any, shard: Any, config: PretrainConfig, tokenizers: dict[str, Any],
+                   collective: Collective, device: torch.device) -> dict[str, float]:  # fmt: skip
+    """Validation loss over every rank's held-out clips; tag mAP for objectives with an MTC head.
+
+    Ranks may hold different numbers of validation batches, so nothing here is collective per
+    batch: the model runs in eval mode, where the contrastive loss takes its negatives from the
+    rank's own batch (uts/objectives/contrastive.py), and the sums are combined once at the end."""
     from uts.probe.metrics import mean_average_precision
     from uts.train.batching import duration_batches
     from uts.train.features import collate
@@ -288,9 +315,16 @@ def _build(config: PretrainConfig, rank: int, world: int, gather: Any,
     from uts.train.model import build_model
 
     model = build_model(config, rank=rank, world=world, gather=gather, tag_prior=tag_prior)
-    optimizer, scheduler = build_optimizer(model, config.optimizer, lr=config.lr, warmup_steps=config.warmup_steps,
-                                           lr_steps=config.lr_steps, lr_epochs=config.lr_epochs)  # fmt: skip
+    optimizer, scheduler = build_optimizer(model, config.optimizer, lr=config.lr, clipping_scale=config.clipping_scale,
+                                           warmup_steps=config.warmup_steps, lr_steps=config.lr_steps,
+                                           lr_epochs=config.lr_epochs)  # fmt: skip
     return model, optimizer, scheduler
+
+
+def _seed(base: int, rank: int, count: int) -> int:
+    """A seed of its own for each (base seed, rank, epoch or step): ranks draw differently, and
+    a count never reuses another's stream."""
+    return int(np.random.SeedSequence([base, rank, count]).generate_state(1)[0])
 
 
 # The autocast dtype of each resolved precision (None: no autocast).

@@ -149,3 +149,20 @@ def test_weights_only_folders_and_what_is_not_a_checkpoint(tmp_path: Path) -> No
 def test_the_run_of_a_checkpoint_folder() -> None:
     assert checkpoint.run_of("s3://b/store/runs/demo-mtc/checkpoint_2026-01-01_00-00-00.000000/") == "demo-mtc"  # fmt: skip
     assert checkpoint.run_of("/models/best") is None
+
+
+def test_weights_of_another_model_are_refused_with_what_differs() -> None:
+    source = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    target = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Linear(5, 2), torch.nn.ReLU())
+    target.add_module("extra", torch.nn.Linear(1, 1))
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(ValueError) as error:
+        checkpoint.restore(target, source.state_dict(), "s3://b/runs/old/checkpoint_1")
+    message = str(error.value)
+    assert message.startswith("s3://b/runs/old/checkpoint_1: ")
+    assert "2 missing (e.g. extra.weight, extra.bias)" in message
+    assert "3 of another shape (e.g. 0.weight, 0.bias, 1.weight)" in message  # 1.bias fits
+    assert_same_weights(target.state_dict(), before)  # nothing half-loaded
+    same = tiny_model(1)
+    checkpoint.restore(same, tiny_model(2).state_dict(), "here")
+    assert_same_weights(same.state_dict(), tiny_model(2).state_dict())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -142,32 +141,49 @@ def test_presets_keep_their_precision_and_the_flag_overrides_it() -> None:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_bf16_run_trains_and_resumes_to_the_exact_step(
-    ray_session: Any, tagged_store: Path
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_a_bf16_run_of_each_objective_trains_and_resumes_to_the_exact_step(
+    ray_session: Any, tagged_store: Path, minilm_path: str, objective: str
 ) -> None:
-    """The job's stage at --precision bf16 on CPU: 6 steps, then the same run name to 9 continues
-    from step 6 (weights, optimiser and schedule back on the device), and lineage records bf16."""
+    """jobs/pretrain.py --preset smoke --precision bf16 --objective X on CPU: 4 steps, then the
+    same run name to 6 continues from step 4 (weights, optimiser and schedule back on the device),
+    every loss finite, and the lineage records bf16."""
     import json
 
-    from stages import pretrain as stage
-    from uts.store import Store
+    from jobs import pretrain
 
-    spec = PretrainSpec(preset="smoke", corpus="c", vocab="v", k=6, precision="bf16",
-                        name="bf16", max_steps=6)  # fmt: skip
-    store = Store(str(tagged_store))
-    assert stage.run(spec, store).exit_code == 0
-    resumed = stage.run(replace(spec, max_steps=9), store)
-    assert resumed.exit_code == 0
-    run = tagged_store / "runs" / "bf16"
+    name = f"bf16-{objective}"
+    argv = ["--preset", "smoke", "--store", str(tagged_store), "--corpus", "c", "--vocab", "v",
+            "--k", "6", "--precision", "bf16", "--objective", objective, "--name", name,
+            "--tokenizer", minilm_path, "--text-model", minilm_path]  # fmt: skip
+    assert pretrain.main([*argv, "--max-steps", "4"]) == 0
+    assert pretrain.main([*argv, "--max-steps", "6"]) == 0
+    run = tagged_store / "runs" / name
     saved = sorted(
         (json.loads((p / "state.json").read_text())["step"], p)
         for p in run.glob("checkpoint_*")
         if p.is_dir()
     )
-    assert [step for step, _ in saved] == [6, 9]
+    assert [step for step, _ in saved] == [4, 6]
     lineage = json.loads((saved[-1][1] / "lineage.json").read_text())
     assert lineage["config"]["precision"] == "bf16"
-    assert [m["step"] for m in lineage["metrics"]] == [6, 9]
+    assert lineage["config"]["objective"] == objective
+    assert [m["step"] for m in lineage["metrics"]] == [4, 6]
     assert all(
         math.isfinite(m["loss"]) and math.isfinite(m["val_loss"]) for m in lineage["metrics"]
     )
+    # validation every 3 steps (the smoke preset's validate_every), at checkpoints and at the end
+    assert validation_steps(run / "tensorboard") == [3, 4, 6]
+
+
+def validation_steps(folder: Path) -> list[int]:
+    """The steps at which a run's TensorBoard events hold a validation loss."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = set()
+    for events in folder.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if "val_loss" in accumulator.Tags()["scalars"]:
+            steps |= {e.step for e in accumulator.Scalars("val_loss")}
+    return sorted(steps)

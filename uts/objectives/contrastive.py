@@ -3,7 +3,7 @@
 Text is the clip's canonical tag string (or its description), tokenized into `text_ids`. With
 world size > 1, embeddings are gathered from every rank (`gather` is passed in: for DDP an
 all-gather that keeps this rank's gradient) so each clip meets B x world negatives; row i of this
-rank is global row rank * B + i. The temperature is learned, starting at 0.07 (CLIP's choice), as
+rank is global row rank * B + i. In eval mode the negatives are the rank's own batch. The temperature is learned, starting at 0.07 (CLIP's choice), as
 a log-scale clamped to at most 100.
 """
 
@@ -50,11 +50,16 @@ class Contrastive(nn.Module):
 
     def loss(self, batch: Batch, outputs: Outputs) -> tuple[torch.Tensor, dict[str, float]]:
         audio, text = outputs["audio"], outputs["text"]
-        # (N, dim) with N = B_max * world: ranks with fewer clips are padded with zero rows
-        # (real rows are unit vectors, so a zero row is padding and is masked out of the softmax).
-        all_audio, all_text = self.gather(audio), self.gather(text)
+        # Training: (N, dim) with N = B_max * world: ranks with fewer clips are padded with zero
+        # rows (real rows are unit vectors, so a zero row is padding and is masked out of the
+        # softmax). Eval: this rank's batch alone, so evaluation calls no collective and ranks
+        # with different numbers of validation batches never wait on each other.
+        distributed = self.training and self.world_size > 1
+        all_audio, all_text = (
+            (self.gather(audio), self.gather(text)) if distributed else (audio, text)
+        )
         scale = self.log_scale.clamp(max=math.log(100.0)).exp()
-        offset = self.rank * (all_audio.shape[0] // self.world_size)
+        offset = self.rank * (all_audio.shape[0] // self.world_size) if distributed else 0
         labels = torch.arange(audio.shape[0], device=audio.device) + offset
         padding = all_text.abs().sum(-1) == 0  # (N,)
         audio_to_text = nn.functional.cross_entropy(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from uts.store import join_uri, open_fs
 
@@ -39,6 +40,7 @@ __all__ = [
     "load_training",
     "load_weights",
     "read_lineage",
+    "restore",
     "run_of",
     "save",
     "weights_digest",
@@ -111,6 +113,30 @@ def load_weights(uri: str) -> dict[str, Any]:
     with fs.open(join_uri(path, _MODEL), "rb") as f:
         weights: dict[str, Any] = torch.load(f, map_location="cpu")
     return weights
+
+
+def restore(model: nn.Module, weights: Mapping[str, Any], source: str) -> None:
+    """Load a checkpoint's weights into `model`, or say plainly why they do not fit.
+
+    Raises:
+        ValueError: names missing, unexpected and reshaped tensors (a few of each) and `source`:
+            the checkpoint was written by another model definition (e.g. before the Zipformer
+            matched the paper's, or with other encoder settings).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    reshaped = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or reshaped:
+        parts = [f"{len(names)} {what} (e.g. {', '.join(names[:3])})"
+                 for what, names in (("missing", missing), ("unexpected", unexpected),
+                                     ("of another shape", reshaped)) if names]  # fmt: skip
+        raise ValueError(
+            f"{source}: the checkpoint's weights do not fit this model: {'; '.join(parts)}. It was "
+            "written by another model definition (an older uts, or other encoder settings): "
+            "train it again, or load it with the version that wrote it"
+        )
+    model.load_state_dict(weights)
 
 
 def weights_digest(uri: str) -> str:

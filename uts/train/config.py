@@ -32,15 +32,18 @@ class PretrainConfig:
     decoder_heads: int = 12
     optimizer: str = "scaled_adam"
     lr: float | None = None  # None: the optimiser's default
+    # ScaledAdam's adaptive clipping (threshold = scale x median of recent gradient norms; icefall
+    # and Auden use 2.0). None: clip the global gradient norm at 5.0 instead, before the step.
+    clipping_scale: float | None = None
     warmup_steps: int = 500
     lr_steps: float = 7500
     lr_epochs: float = 3.5
     batch_seconds: float = 640.0  # audio seconds per step across all workers (padding included)
     bucket_window: int = 1000  # clips sorted by duration together
     max_steps: int = 400_000
-    checkpoint_every: int = 5000
+    checkpoint_every: int = 5000  # a multiple of validate_every: every checkpoint is validated
     keep_checkpoints: int = 3  # the best by validation loss (the latest is kept as well)
-    validate_every: int = 5000
+    validate_every: int = 5000  # validation loss (and tag mAP) on the held-out clips
     val_fraction: float = 0.02
     log_every: int = 50
     num_workers: int = 8
@@ -68,6 +71,13 @@ class PretrainConfig:
             raise ValueError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
+        if self.validate_every < 1 or self.checkpoint_every % self.validate_every:
+            raise ValueError(
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple of validate_every "
+                f"({self.validate_every}): a checkpoint is kept or dropped by its validation loss"
+            )
+        if self.clipping_scale is not None and self.optimizer != "scaled_adam":
+            raise ValueError(f"clipping_scale is ScaledAdam's; optimizer is {self.optimizer!r}")
 
     def per_worker_seconds(self) -> float:
         return self.batch_seconds / self.num_workers
@@ -77,7 +87,9 @@ class PretrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "m": {"encoder": "m"},
+    # Auden's examples/uts recipe: ScaledAdam lr 0.045 with clipping_scale 2.0, Eden 500/7500/3.5,
+    # validation every 1000 steps (valid_interval), a checkpoint every 4 validations (save_every_n).
+    "m": {"encoder": "m", "clipping_scale": 2.0, "validate_every": 1000, "checkpoint_every": 4000},
     "demo": {
         "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 5e-4, "warmup_steps": 30, "lr_steps": 400,
         "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 300, "checkpoint_every": 100, "validate_every": 100,
@@ -87,7 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "encoder": "xs", "k": 50, "optimizer": "adamw", "lr": 3e-3, "warmup_steps": 2, "lr_steps": 50,
         "lr_epochs": 2, "batch_seconds": 40.0, "bucket_window": 200, "max_steps": 12, "checkpoint_every": 6,
-        "validate_every": 6, "val_fraction": 0.1, "log_every": 3, "num_workers": 2, "use_gpu": False, "cache_features": True,
+        "validate_every": 3, "val_fraction": 0.1, "log_every": 3, "num_workers": 2, "use_gpu": False, "cache_features": True,
         "data_workers": 2, "precision": "fp32", "specaug": False, "decoder_dim": 32, "decoder_layers": 1, "decoder_heads": 2,
     },
 }  # fmt: skip

@@ -62,5 +62,5 @@ def load_checkpoint(uri: str) -> tuple[Pretrainer, PretrainConfig, dict[str, Any
     lineage = checkpoint.read_lineage(uri)
     config = PretrainConfig(**lineage["config"])
     model = build_model(config)
-    model.load_state_dict(checkpoint.load_weights(uri))
+    checkpoint.restore(model, checkpoint.load_weights(uri), uri)
     return model.eval(), config, lineage

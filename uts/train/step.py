@@ -23,7 +23,7 @@ def train_step(
     *,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     scaler: torch.amp.GradScaler | None = None,
-    clip_norm: float = 5.0,
+    clip_norm: float | None = 5.0,
     autocast_dtype: torch.dtype | None = None,
     agree: Callable[[bool], bool] = bool,
 ) -> dict[str, float]:
@@ -36,6 +36,8 @@ def train_step(
     With a scaler, an fp16 overflow (inf/NaN gradients) makes `scaler.step` skip the optimiser
     step; then `stepped=0` (with `skipped=0`: it is the scaler calibrating, not divergence) and
     the scheduler is not stepped. The caller counts a step only when `stepped` is 1.
+    `clip_norm`: the global gradient norm is clipped to it before the optimiser step; None when
+    the optimiser clips (ScaledAdam with a clipping scale), so gradients are clipped once.
     Returns the objective's metrics plus `loss`, `grad_norm`, `lr`, `skipped`, `stepped` and,
     with a scaler, `grad_scale` (the scale after this step's update).
     """
@@ -57,7 +59,9 @@ def train_step(
         scaler.unscale_(optimizer)
     else:
         loss.backward()  # type: ignore[no-untyped-call]
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    # The global norm is logged either way; clip_norm=None leaves clipping to the optimiser
+    # (ScaledAdam's adaptive clipping).
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip_norm or float("inf"))
     stepped = True
     if scaler is not None:
         scale = scaler.get_scale()
