@@ -1,21 +1,45 @@
 """Optimisers and schedules: ScaledAdam with Eden (the Zipformer paper's pair), or AdamW.
 
-ScaledAdam (Yao et al. 2024, sec. 3.5), written from the paper: Adam's normalised direction is
-scaled by each parameter tensor's RMS, so an update changes a tensor by a relative amount whatever
-its scale, and the tensor's scale itself is learned by a separate Adam on the gradient of a
-scalar log-scale. RMS is kept within [min_rms, max_rms]; scalars and vectors of size 1 use plain
-Adam. Eden: lr_t = lr * ((t^2 + S^2) / S^2)^-0.25 * ((e^2 + E^2) / E^2)^-0.25 * warmup(t), with
-t the step, e the (fractional) epoch and warmup rising linearly from 0.5 to 1 over the first
-`warmup_steps`.
+ScaledAdam follows icefall's (egs/librispeech/ASR/zipformer/optim.py; Auden ships a copy) update
+for update. Per tensor, with t the number of steps it has taken and g its (clipped) gradient:
 
-Adaptive gradient clipping (icefall egs/librispeech/ASR/zipformer/optim.py, ScaledAdam
-`clipping_scale`; Auden's trainer passes 2.0): the whole group's gradient norm is measured after
-weighting each tensor's gradient by its RMS (scalars by `scale_lr`), because that is how much the
-update moves it. The norms of the last `clipping_update_period` steps are kept; every period (and
-early, at steps 10, 20 and 40, with a doubled threshold while the norms settle) the threshold
-becomes `clipping_scale` times their median, and a step whose norm exceeds it has its gradient
-scaled down to the threshold. A non-finite norm zeroes the gradient. `clipping_scale=None` (the
-default) keeps the unclipped optimiser exactly.
+* v = beta2 v + (1 - beta2) g^2; while 1 - beta2^(t+1) < 0.99, v is divided by that for the
+  step (Adam's second-moment bias correction, dropped once it is nearly 1). u = g / (sqrt(v) + eps).
+* Scalars (numel 1): u *= -lr * scale_lr. Others: u *= -lr * max(rms, min_rms), with rms the
+  tensor's RMS as last recorded (at its first step, then every `size_update_period` steps).
+* The tensor's size is learnt on its own: every step records s_t = sum(p * g), the gradient of
+  a log-scale. Every `size_update_period` (P) steps (t = P-1, 2P-1, ..., not t = 0) rms is
+  re-measured before the update and w = beta2^P w + (1 - beta2^P) mean(s^2) over the window;
+  the log-scale step is -lr * scale_lr * sqrt(1 - beta2^(P k)) * sum(s) / (sqrt(w) + eps)
+  (k = (t+1)/P windows seen), 0 while rms < min_rms, clamped to [-0.1, 0.1] and to at most
+  (max_rms - rms) / rms so the RMS never grows past max_rms; u += p * that step.
+* Momentum is on the update, not on the gradient: d = beta1 d + (1 - beta1) u, p += d (no
+  first-moment bias correction). Scalars are then clamped to [-scalar_max, scalar_max].
+
+Our `scale_lr`, `min_rms` and `max_rms` are icefall's `scalar_lr_scale`, `param_min_rms` and
+`param_max_rms`; lr defaults to Auden's 0.045 (icefall: 0.03). Icefall stacks tensors of one
+shape to launch fewer kernels and steps every tensor of a group, a missing gradient counting as
+zero (momentum keeps moving it); here tensors are stepped one by one (the same arithmetic) and
+with zero gradients likewise, except that a group in which no tensor has a gradient is skipped,
+as torch's optimisers do. State per tensor: step, exp_avg_sq, delta, and for non-scalars
+param_rms, scale_grads (P,) and scale_exp_avg_sq.
+
+Adaptive clipping (`clipping_scale`; Auden's trainer passes 2.0, None turns it off): the
+group's gradient norm is taken with each tensor's gradient times its recorded rms (scalars' times
+scale_lr), as that is what the update moves. From the second step on the norms of the last
+`clipping_update_period` steps are kept; every period (and at steps 10, 20 and 40 when shorter
+than the period, with the threshold doubled) the threshold becomes `clipping_scale` times
+element (n // 4) * 2 of the n sorted norms (icefall's "median"), and a step whose norm is above
+it has its gradient scaled down to it. A non-finite norm zeroes the gradient once a threshold
+exists. The statistics live in the state of the group's first tensor (clip_norms, clip_count,
+clip_threshold), so they are saved and resumed with the rest.
+
+State saved by the earlier, paper-based ScaledAdam (per tensor step, m, v, scale_m, scale_v)
+is converted on load: v is exactly exp_avg_sq (the same average of the same squared clipped
+gradient) and scale_v becomes scale_exp_avg_sq (the second moment of the same log-scale
+gradient with the same per-step decay); m and scale_m have no counterpart (momentum now acts on
+the update), so delta starts at zero as on a fresh optimiser; param_rms is measured from the
+tensor and the scale_grads window starts empty. Groups saved without newer keys get defaults.
 """
 
 from __future__ import annotations
@@ -29,17 +53,24 @@ from torch import nn
 __all__ = ["Eden", "ScaledAdam", "build_optimizer"]
 
 
-_CLIP_DEFAULTS: dict[str, Any] = {"clipping_scale": None, "clipping_update_period": 100}
+_GROUP_DEFAULTS: dict[str, Any] = {
+    "clipping_scale": None,
+    "clipping_update_period": 100,
+    "scalar_max": 10.0,
+    "size_update_period": 4,
+}
 _EARLY_ESTIMATES = (10, 20, 40)  # steps at which a first threshold is set before a full period
+_MAX_SCALE_STEP = 0.1  # the most a tensor's log-scale moves in one size update
 
 
 class ScaledAdam(torch.optim.Optimizer):
-    """ScaledAdam; see the module docstring. `clipping_scale` (e.g. 2.0) turns on adaptive
-    clipping against the median of the last `clipping_update_period` gradient norms."""
+    """ScaledAdam as icefall's; see the module docstring. `clipping_scale` (e.g. 2.0) turns on
+    adaptive clipping against the recent gradient norms."""
 
     def __init__(
         self, params: Iterable[nn.Parameter], lr: float = 0.045, *, betas: tuple[float, float] = (0.9, 0.98),
         scale_lr: float = 0.1, eps: float = 1e-8, min_rms: float = 1e-5, max_rms: float = 3.0,
+        scalar_max: float = 10.0, size_update_period: int = 4,
         clipping_scale: float | None = None, clipping_update_period: int = 100,
     ) -> None:  # fmt: skip
         defaults = {
@@ -49,17 +80,23 @@ class ScaledAdam(torch.optim.Optimizer):
             "eps": eps,
             "min_rms": min_rms,
             "max_rms": max_rms,
+            "scalar_max": scalar_max,
+            "size_update_period": size_update_period,
             "clipping_scale": clipping_scale,
             "clipping_update_period": clipping_update_period,
         }
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Optimiser state saved before clipping existed has groups without its keys.
+        # load_state_dict comes through here: fill in group keys and convert per-tensor state
+        # saved by earlier versions (see the module docstring).
         super().__setstate__(state)
         for group in self.param_groups:
-            for key, value in _CLIP_DEFAULTS.items():
+            for key, value in _GROUP_DEFAULTS.items():
                 group.setdefault(key, value)
+            for p in group["params"]:
+                if "m" in self.state.get(p, {}):
+                    self.state[p] = _from_legacy(p, self.state[p], group["size_update_period"])
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -68,69 +105,67 @@ class ScaledAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
+            if all(p.grad is None for p in group["params"]):
+                continue
             factor = self._clip_factor(group)
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad.float()
+                grad = _grad(p)
                 if factor != 1.0:  # 0.0 for a non-finite norm: drop the gradient, not NaN it
                     grad = grad * factor if factor > 0.0 else torch.zeros_like(grad)
                 state = self.state[p]
-                if "step" not in state:  # (the first tensor's state may hold clipping stats)
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(grad)
-                    state["v"] = torch.zeros_like(grad)
-                    state["scale_m"] = torch.zeros((), device=p.device)
-                    state["scale_v"] = torch.zeros((), device=p.device)
-                state["step"] += 1
-                t = state["step"]
-                state["m"].mul_(beta1).add_(grad, alpha=1 - beta1)
-                state["v"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                direction = (state["m"] / (1 - beta1**t)) / (
-                    (state["v"] / (1 - beta2**t)).sqrt() + group["eps"]
-                )
-                if p.numel() == 1:
-                    p.add_(
-                        direction.to(p.dtype), alpha=-group["lr"] * 0.1
-                    )  # scalars: plain Adam, small steps
-                    continue
-                rms = p.float().pow(2).mean().sqrt().clamp(group["min_rms"], group["max_rms"])
-                # The tensor's log-scale: d loss / d log s = sum(grad * p).
-                scale_grad = (grad * p.float()).sum()
-                state["scale_m"].mul_(beta1).add_(scale_grad, alpha=1 - beta1)
-                state["scale_v"].mul_(beta2).addcmul_(scale_grad, scale_grad, value=1 - beta2)
-                scale_step = (state["scale_m"] / (1 - beta1**t)) / (
-                    (state["scale_v"] / (1 - beta2**t)).sqrt() + group["eps"]
-                )
-                delta = -group["lr"] * rms * direction
-                delta -= (
-                    group["lr"] * group["scale_lr"] * scale_step * p.float()
-                )  # p *= 1 - lr' * step
+                if "delta" not in state:  # (the first tensor's state may hold clipping stats)
+                    _init_state(p, state, group["size_update_period"])
+                delta = self._update(group, p, state, grad)
                 p.add_(delta.to(p.dtype))
-                if p.float().pow(2).mean().sqrt() > group["max_rms"]:  # keep the scale bounded
-                    p.mul_(group["max_rms"] / p.float().pow(2).mean().sqrt())
+                if p.numel() == 1:
+                    p.clamp_(-group["scalar_max"], group["scalar_max"])
+                state["step"] += 1
         return loss
 
-    def _clip_factor(self, group: dict[str, Any]) -> float:
-        """The factor (<= 1) this step's gradients are scaled by; 1.0 without clipping.
+    @staticmethod
+    def _update(
+        group: dict[str, Any], p: torch.Tensor, state: dict[str, Any], grad: torch.Tensor
+    ) -> torch.Tensor:
+        """The momentum-smoothed change of `p` for this step (icefall's basic_step, scaling_step
+        and momentum_step); updates the state except `step`."""
+        beta1, beta2 = group["betas"]
+        t: int = state["step"]
+        exp_avg_sq: torch.Tensor = state["exp_avg_sq"]
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        correction = 1 - beta2 ** (t + 1)
+        second = exp_avg_sq / correction if correction < 0.99 else exp_avg_sq
+        update = grad / (second.sqrt() + group["eps"])
+        if p.numel() == 1:
+            update = update * (-group["lr"] * group["scale_lr"])
+        else:
+            period: int = group["size_update_period"]
+            value = p.to(grad.dtype)
+            state["scale_grads"][t % period] = (value * grad).sum()
+            rms: torch.Tensor = state["param_rms"]
+            if t % period == period - 1:
+                rms.copy_(value.pow(2).mean().sqrt())
+            update = update * (-group["lr"] * rms.clamp(min=group["min_rms"]))
+            if t % period == period - 1 and t > 0:
+                update = update + value * _scale_step(group, state, t)
+        delta: torch.Tensor = state["delta"]
+        return delta.mul_(beta1).add_(update, alpha=1 - beta1)
 
-        Statistics live in the state of the group's first tensor (so they are saved and resumed
-        with the optimiser): `clip_norms` (period,), `clip_count` (norms seen) and
-        `clip_threshold` (absent until the first estimate). The median is torch's (the lower of
-        the two middle values for an even count)."""
+    def _clip_factor(self, group: dict[str, Any]) -> float:
+        """The factor (<= 1) this step's gradients are scaled by; 1.0 without clipping."""
         scale = group["clipping_scale"]
-        params = [p for p in group["params"] if p.grad is not None]
-        if scale is None or not params or "step" not in self.state[params[0]]:
-            return 1.0  # nothing to clip, or the first step (no RMS history yet, as icefall)
-        period = int(group["clipping_update_period"])
         first = self.state[group["params"][0]]
-        sumsq = torch.zeros((), device=params[0].device)
-        for p in params:
+        if scale is None or "delta" not in first:
+            return 1.0  # off, or the first step (no rms recorded yet, as icefall)
+        period = int(group["clipping_update_period"])
+        sumsq = torch.zeros((), device=group["params"][0].device)
+        for p in group["params"]:
+            if p.grad is None:
+                continue
             if p.numel() == 1:  # scalars move by lr * scale_lr * direction
                 sumsq += (p.grad.float() * group["scale_lr"]).pow(2).sum()
-            else:  # tensors move by lr * rms * direction
-                rms = p.float().pow(2).mean().sqrt().clamp(group["min_rms"], group["max_rms"])
+            else:  # tensors by lr * rms * direction, rms as recorded
+                state = self.state.get(p, {})  # (state converted from an old save may lack it)
+                rms = state["param_rms"] if "param_rms" in state else p.float().pow(2).mean().sqrt()
                 sumsq += (p.grad.float() * rms).pow(2).sum()
         norm = sumsq.sqrt()
         if "clip_norms" not in first:
@@ -142,11 +177,13 @@ class ScaledAdam(torch.optim.Optimizer):
         count = first["clip_count"]
         early = count in _EARLY_ESTIMATES and count < period
         if count % period == 0 or early:
-            median = float(norms[: min(count, period)].median())
+            n = min(count, period)
+            ranked = norms[:n].sort().values
+            median = float(ranked[min(n - 1, (n // 4) * 2)])
             if median != median or median == float("inf"):
                 raise FloatingPointError(
-                    f"ScaledAdam clipping: the median of the last {min(count, period)} gradient "
-                    "norms is not finite; too many non-finite gradients"
+                    f"ScaledAdam clipping: the median of the last {n} gradient norms is not "
+                    "finite; too many non-finite gradients"
                 )
             first["clip_threshold"] = scale * median * (2.0 if early else 1.0)
         if "clip_threshold" not in first:
@@ -161,6 +198,55 @@ class ScaledAdam(torch.optim.Optimizer):
         """The current clipping threshold of a parameter group; None before the first estimate."""
         state = self.state.get(self.param_groups[group]["params"][0], {})
         return float(state["clip_threshold"]) if "clip_threshold" in state else None
+
+
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    """The gradient in the optimiser's precision (fp32, fp64 for fp64 tensors); zero if none."""
+    if p.grad is not None and p.grad.is_sparse:
+        raise RuntimeError("ScaledAdam does not support sparse gradients")
+    dtype = torch.promote_types(p.dtype, torch.float32)
+    return torch.zeros_like(p, dtype=dtype) if p.grad is None else p.grad.to(dtype)
+
+
+def _init_state(p: torch.Tensor, state: dict[str, Any], period: int) -> None:
+    dtype = torch.promote_types(p.dtype, torch.float32)
+    state["step"] = 0
+    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype)
+    state["delta"] = torch.zeros_like(p, dtype=dtype)
+    if p.numel() != 1:
+        state["param_rms"] = p.to(dtype).pow(2).mean().sqrt()
+        state["scale_grads"] = torch.zeros(period, dtype=dtype, device=p.device)
+        state["scale_exp_avg_sq"] = torch.zeros((), dtype=dtype, device=p.device)
+
+
+def _scale_step(group: dict[str, Any], state: dict[str, Any], t: int) -> torch.Tensor:
+    """The change of the tensor's log-scale at the end of a size-update window (icefall's
+    size update in scaling_step)."""
+    beta2 = group["betas"][1]
+    scale_grads: torch.Tensor = state["scale_grads"]
+    rms: torch.Tensor = state["param_rms"]
+    decay = beta2 ** scale_grads.shape[0]
+    second: torch.Tensor = state["scale_exp_avg_sq"]
+    second.mul_(decay).add_(scale_grads.pow(2).mean(), alpha=1 - decay)
+    correction = 1 - decay ** ((t + 1) // scale_grads.shape[0])
+    size_lr = group["lr"] * group["scale_lr"]
+    step = -size_lr * correction**0.5 * scale_grads.sum() / (second.sqrt() + group["eps"])
+    if rms < group["min_rms"]:  # too small already: leave its size alone
+        step = torch.zeros_like(step)
+    step = step.clamp(-_MAX_SCALE_STEP, _MAX_SCALE_STEP)
+    return torch.minimum(step, (group["max_rms"] - rms) / rms)
+
+
+def _from_legacy(p: torch.Tensor, old: dict[str, Any], period: int) -> dict[str, Any]:
+    """Per-tensor state of the earlier ScaledAdam (step, m, v, scale_m, scale_v) in today's
+    layout; clipping statistics carry over unchanged."""
+    new = {k: v for k, v in old.items() if k not in ("m", "v", "scale_m", "scale_v")}
+    _init_state(p, new, period)
+    new["step"] = int(old["step"])
+    new["exp_avg_sq"].copy_(old["v"])
+    if p.numel() != 1:
+        new["scale_exp_avg_sq"].copy_(old["scale_v"])
+    return new
 
 
 class Eden(torch.optim.lr_scheduler.LRScheduler):
