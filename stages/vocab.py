@@ -2,7 +2,8 @@
 
 Builds <store>/vocab/<name>/ once at max_k (any K is a prefix of the ranking), or, with `diff`,
 compares two vocabularies and writes nothing. The input fingerprint (tag table contents, normalise
-flag, max_k) decides whether an existing vocabulary is up to date.
+flag, paper-compat flag, max_k) decides whether an existing vocabulary is up to date. With
+`paper_compat` the scoring is the paper's released build_labelsys.py, to reproduce its vocabularies.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class VocabSpec:
     name: str = "uts"  # vocabulary name: <store>/vocab/<name>
     max_k: int = 3000  # tags kept; any K is a prefix
     no_normalize: bool = False  # keep tags exactly as given
+    paper_compat: bool = False  # score as the paper's build_labelsys.py; implies no_normalize
     overwrite: bool = False  # replace a vocabulary built from other input
     diff: tuple[str, str] | None = field(
         default=None, metadata={"nargs": True}
@@ -68,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=d["name"], help="vocabulary name: <store>/vocab/<name> (default uts)")  # fmt: skip
     parser.add_argument("--max-k", type=int, default=d["max_k"], help="tags to keep; any K is a prefix (default 3000)")  # fmt: skip
     parser.add_argument("--no-normalize", action="store_true", help="keep tags exactly as given")
+    parser.add_argument(
+        "--paper-compat",
+        action="store_true",
+        help="score as the paper's build_labelsys.py, to reproduce its released vocabularies: tags "
+        "as written, every row a document (status ignored), ties in first-seen order",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a vocabulary built from other input")  # fmt: skip
     parser.add_argument(
         "--diff",
@@ -89,6 +97,7 @@ def spec_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         name=args.name,
         max_k=args.max_k,
         no_normalize=args.no_normalize,
+        paper_compat=args.paper_compat,
         overwrite=args.overwrite,
         diff=(args.diff[0], args.diff[1]) if args.diff else None,
         show=args.show,
@@ -108,10 +117,12 @@ def run(spec: VocabSpec, store: Store) -> VocabResult:
 
 def _build(spec: VocabSpec, store: Store) -> VocabResult:
     started = time.monotonic()
-    normalize = not spec.no_normalize
+    normalize = not (spec.no_normalize or spec.paper_compat)
     sources = resolve_sources(list(spec.tags))
     hashes = [s.sha256() for s in sources]
-    fingerprint = input_fingerprint(hashes, normalize=normalize, max_k=spec.max_k)
+    fingerprint = input_fingerprint(
+        hashes, normalize=normalize, max_k=spec.max_k, paper_compat=spec.paper_compat
+    )
     where = ("vocab", spec.name)
     if store.is_complete(*where) and not spec.overwrite:
         existing = store.read_json(*where, "vocab.json")
@@ -126,8 +137,9 @@ def _build(spec: VocabSpec, store: Store) -> VocabResult:
             f"{store.uri(*where)} exists and was built from other input (fingerprint "
             f"{existing.get('input_fingerprint')}, now {fingerprint}); pass --overwrite or another --name"
         )
+    mode = " (paper-compatible)" if spec.paper_compat else ""
     print(
-        f"building vocabulary {spec.name!r} from {len(sources)} file(s), max K {spec.max_k}",
+        f"building vocabulary {spec.name!r}{mode} from {len(sources)} file(s), max K {spec.max_k}",
         file=sys.stderr,
     )
     result = build_vocabulary(
@@ -137,6 +149,7 @@ def _build(spec: VocabSpec, store: Store) -> VocabResult:
         normalize=normalize,
         source_hashes=hashes,
         progress=print_progress(),
+        paper_compat=spec.paper_compat,
     )
     result.meta["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     # The command a user would type to rebuild it (not part of any fingerprint).

@@ -23,7 +23,14 @@ from uts.tags.normalize import NORMALIZER_VERSION
 from uts.tags.sources import TagInputError, TagSource
 from uts.tags.vocab import Vocabulary, rank_tags, write_vocab_files
 
-__all__ = ["STANDARD_K", "VocabBuild", "build_vocabulary", "input_fingerprint", "write_vocabulary"]
+__all__ = [
+    "STANDARD_K",
+    "VocabBuild",
+    "build_vocabulary",
+    "input_fingerprint",
+    "vocab_fingerprint",
+    "write_vocabulary",
+]
 
 STANDARD_K = (800, 1000, 1500, 2000, 3000)  # the paper's sweep
 REPORT_K = (50, 100, 200, 400, *STANDARD_K)  # small ones too, for small corpora
@@ -48,9 +55,11 @@ class VocabBuild:
         return kept
 
 
-def input_fingerprint(source_hashes: Sequence[str], *, normalize: bool, max_k: int) -> str:
+def input_fingerprint(
+    source_hashes: Sequence[str], *, normalize: bool, max_k: int, paper_compat: bool = False
+) -> str:
     """Hash of everything that determines the vocabulary: input contents and options."""
-    payload = {
+    payload: dict[str, Any] = {
         "stage": "vocab",
         "inputs": sorted(source_hashes),
         "normalize": normalize,
@@ -58,6 +67,8 @@ def input_fingerprint(source_hashes: Sequence[str], *, normalize: bool, max_k: i
         "max_k": max_k,
         "score": "df*ln((N+1)/(df+1))",
     }
+    if paper_compat:  # only when on, so the default mode's fingerprints stay as they were
+        payload["paper_compat"] = True
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -65,11 +76,21 @@ def rank_counts(counts: TagCounts) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
     """Key ids of every tag that some clip carries, best first, and their scores.
 
     Tags seen only in left-out rows (a file's dictionary can hold them) have df 0 and no rank.
+    Counts made with `paper_compat` (they carry `first_seen`) keep the paper script's tie order.
     """
     present = np.flatnonzero(counts.df > 0)
     shown = [counts.display[i] for i in present.tolist()]
-    order, scores = rank_tags(shown, counts.df[present], counts.n_clips)
+    first = counts.first_seen[present] if counts.first_seen is not None else None
+    order, scores = rank_tags(shown, counts.df[present], counts.n_clips, first_seen=first)
     return present[order], scores[order]
+
+
+def vocab_fingerprint(tags: Sequence[str], *, paper_compat: bool = False) -> str:
+    """Hash of the ranked tags; a paper-compatible vocabulary never shares one with ours."""
+    text = "\n".join(tags)
+    if paper_compat:
+        text = "paper_compat\n" + text
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def build_vocabulary(
@@ -81,8 +102,12 @@ def build_vocabulary(
     source_hashes: Sequence[str] | None = None,
     batch_rows: int = 65536,
     progress: Progress | None = None,
+    paper_compat: bool = False,
 ) -> VocabBuild:
     """Count tags over `sources`, rank them, keep the top `max_k`, and measure coverage.
+
+    `paper_compat` reproduces the paper's build_labelsys.py (see count_tags and rank_tags): tags
+    as written, every row a document, ties in first-seen order; it implies normalize=False.
 
     Raises:
         TagInputError: an input is unreadable or malformed, or holds no usable clip.
@@ -90,8 +115,13 @@ def build_vocabulary(
     """
     if max_k < 1:
         raise ValueError(f"max_k must be positive, got {max_k}")
+    normalize = normalize and not paper_compat
     counts, interner = count_tags(
-        sources, normalize=normalize, batch_rows=batch_rows, progress=progress
+        sources,
+        normalize=normalize,
+        batch_rows=batch_rows,
+        progress=progress,
+        paper_compat=paper_compat,
     )
     order, ordered_scores = rank_counts(counts)
     top = order[:max_k]
@@ -110,7 +140,13 @@ def build_vocabulary(
     rank_of_key = np.full(len(counts.keys), size + 1, np.int64)
     rank_of_key[top] = np.arange(1, size + 1)
     min_rank = min_rank_histogram(
-        sources, interner, rank_of_key, size, counts.domains, batch_rows=batch_rows
+        sources,
+        interner,
+        rank_of_key,
+        size,
+        counts.domains,
+        batch_rows=batch_rows,
+        all_rows=paper_compat,
     )
     domain_clips = counts.domain_clips.astype(np.float64)
     coverage = counts.domain_df[top] / np.maximum(domain_clips, 1.0)
@@ -127,8 +163,12 @@ def build_vocabulary(
         "normalize": normalize,
         "normalizer_version": NORMALIZER_VERSION if normalize else None,
         "score": "df * ln((N + 1) / (df + 1))",
-        "input_fingerprint": input_fingerprint(hashes, normalize=normalize, max_k=max_k),
-        "vocab_fingerprint": hashlib.sha256("\n".join(vocab.tags).encode()).hexdigest()[:16],
+        "paper_compat": paper_compat,
+        "ties": "first seen first" if paper_compat else "df (higher first), then tag",
+        "input_fingerprint": input_fingerprint(
+            hashes, normalize=normalize, max_k=max_k, paper_compat=paper_compat
+        ),
+        "vocab_fingerprint": vocab_fingerprint(vocab.tags, paper_compat=paper_compat),
         "sources": [
             {"uri": s.uri, "sha256": h, "rows": counts.source_rows.get(s.uri, 0)}
             for s, h in zip(sources, hashes, strict=True)

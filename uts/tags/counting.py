@@ -92,6 +92,9 @@ class TagCounts:
     domain_clips: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     domain_df: IntArray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (keys, D)
     source_rows: dict[str, int] = field(default_factory=dict)
+    # paper_compat only: each key's first appearance (position in the stream of tags in written
+    # order: sources, rows, list position); None otherwise.
+    first_seen: IntArray | None = None
 
 
 def _grow(acc: IntArray, add: IntArray) -> IntArray:
@@ -114,13 +117,8 @@ def _unique_pairs(parents: IntArray, ids: IntArray) -> tuple[IntArray, IntArray]
     return packed >> 32, packed & 0xFFFFFFFF
 
 
-def _batch_pairs(
-    batch: TagBatch, interner: Interner, *, with_forms: bool = True
-) -> tuple[IntArray, IntArray, IntArray]:
-    """Return (pair rows, pair key ids, form ids of the distinct (row, form) pairs) of one batch.
-
-    The third array (for choosing each tag's displayed spelling) is empty unless `with_forms`.
-    """
+def _flat_forms(batch: TagBatch, interner: Interner) -> tuple[IntArray, IntArray]:
+    """Row and form id of every kept tag of a batch, in written order (row, then list position)."""
     tags = batch.tags
     flat = pc.list_flatten(tags)
     parents = pc.list_parent_indices(tags).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -129,16 +127,40 @@ def _batch_pairs(
         flat = flat.filter(valid)
         parents = parents[valid.to_numpy(zero_copy_only=False)]
     if len(flat) == 0:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     encoded = flat if pa.types.is_dictionary(flat.type) else pc.dictionary_encode(flat)
     lut = interner.form_ids(encoded.dictionary)
     forms = lut[encoded.indices.to_numpy(zero_copy_only=False)]
     keep = forms >= 0
-    parents, forms = parents[keep], forms[keep]
+    return parents[keep], forms[keep]
+
+
+def _batch_pairs(
+    batch: TagBatch,
+    interner: Interner,
+    *,
+    with_forms: bool = True,
+    flat: tuple[IntArray, IntArray] | None = None,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Return (pair rows, pair key ids, form ids of the distinct (row, form) pairs) of one batch.
+
+    The third array (for choosing each tag's displayed spelling) is empty unless `with_forms`.
+    `flat` is the batch's `_flat_forms`, when the caller already has it.
+    """
+    parents, forms = flat if flat is not None else _flat_forms(batch, interner)
     pair_forms = _unique_pairs(parents, forms)[1] if with_forms else np.zeros(0, np.int64)
     pair_rows, pair_keys = _unique_pairs(parents, interner.form_key()[forms])
     return pair_rows, pair_keys, pair_forms
+
+
+def _note_first_seen(first: IntArray, keys: IntArray, start: int) -> IntArray:
+    """Record where keys not seen before first appear; `keys` lists a batch's tags in written order
+    and `start` is the stream position of its first one. Stored as position + 1 (0: not yet)."""
+    first = _grow(np.zeros(int(keys.max()) + 1 if len(keys) else 0, np.int64), first)
+    distinct, at = np.unique(keys, return_index=True)
+    current = first[distinct]
+    first[distinct] = np.where(current == 0, start + at + 1, current)
+    return first
 
 
 def _domain_ids(domains: pa.Array, ids: dict[str, int]) -> IntArray:
@@ -182,19 +204,27 @@ def count_tags(
     normalize: bool = True,
     batch_rows: int = 65536,
     progress: Progress | None = None,
+    paper_compat: bool = False,
 ) -> tuple[TagCounts, Interner]:
     """Count, for every tag identity, the clips that carry it.
 
+    `paper_compat` counts as the paper's build_labelsys.py does: tags exactly as written (no
+    normalisation), every row a document whatever its status or clip id, and each tag's first
+    appearance recorded (`TagCounts.first_seen`) for the script's tie order.
+
     Raises:
-        TagInputError: unreadable or malformed input, no usable clip, or a clip id listed twice.
+        TagInputError: unreadable or malformed input, no usable clip, or a clip id listed twice
+            (not checked with `paper_compat`).
     """
-    interner = Interner(normalize)
+    interner = Interner(normalize and not paper_compat)
+    first = np.zeros(0, np.int64)
+    stream_position = 0
     domain_ids: dict[str, int] = {}
     counts = TagCounts()
     form_df = np.zeros(0, np.int64)
     domain_df: list[IntArray] = []
     hashes: list[npt.NDArray[np.uint64]] = []
-    for batch in iter_batches(sources, batch_rows=batch_rows):
+    for batch in iter_batches(sources, batch_rows=batch_rows, all_rows=paper_compat):
         counts.n_rows += batch.rows
         kept = len(batch.clip_ids)
         counts.n_clips += kept
@@ -202,8 +232,14 @@ def count_tags(
         counts.source_rows[batch.source.uri] = (
             counts.source_rows.get(batch.source.uri, 0) + batch.rows
         )
-        hashes.append(hash_strings(batch.clip_ids))
-        rows, keys, forms = _batch_pairs(batch, interner)
+        flat = _flat_forms(batch, interner)
+        rows, keys, forms = _batch_pairs(batch, interner, flat=flat)
+        if paper_compat:
+            flat_keys = interner.form_key()[flat[1]]
+            first = _note_first_seen(first, flat_keys, stream_position)
+            stream_position += len(flat_keys)
+        else:
+            hashes.append(hash_strings(batch.clip_ids))
         counts.df = _grow(counts.df, np.bincount(keys, minlength=len(interner.keys)))
         form_df = _grow(form_df, np.bincount(forms, minlength=len(interner.forms)))
         if batch.domains is not None:
@@ -219,7 +255,11 @@ def count_tags(
     if counts.n_clips == 0:
         names = ", ".join(s.uri for s in sources)
         raise TagInputError(f"{names}: no usable clips (empty input, or every status is not 'ok')")
-    _refuse_duplicates(sources, np.concatenate(hashes), batch_rows)
+    if not paper_compat:
+        _refuse_duplicates(sources, np.concatenate(hashes), batch_rows)
+    else:  # keys never seen (df 0) sort last; they are never ranked anyway
+        first = _grow(np.zeros(len(interner.keys), np.int64), first)
+        counts.first_seen = np.where(first > 0, first - 1, np.iinfo(np.int64).max)
     counts.keys = interner.keys
     counts.n_forms = int(np.count_nonzero(form_df))
     counts.df = _grow(np.zeros(len(interner.keys), np.int64), counts.df)
@@ -276,6 +316,7 @@ def min_rank_histogram(
     domains: Sequence[str],
     *,
     batch_rows: int = 65536,
+    all_rows: bool = False,
 ) -> IntArray:
     """For each domain, how many clips have their best-ranked tag at each rank.
 
@@ -283,10 +324,14 @@ def min_rank_histogram(
     Returns (D, size+2) counts indexed by the clip's minimum rank; column size+1 holds clips that
     keep no tag at any K <= size. A clip keeps a tag at K iff its minimum rank is <= K, so the
     clips kept at every K are one cumulative sum. With no domain column, D = 1 ("all").
+    `all_rows` counts every row, as count_tags does with `paper_compat`.
     """
     domain_ids = {d: i for i, d in enumerate(domains)} if domains else {}
     hist = np.zeros((max(len(domains), 1), size + 2), np.int64)
-    for batch in iter_batches(sources, batch_rows=batch_rows, with_domain=bool(domains)):
+    batches = iter_batches(
+        sources, batch_rows=batch_rows, with_domain=bool(domains), all_rows=all_rows
+    )
+    for batch in batches:
         n = len(batch.clip_ids)
         best = np.full(n, size + 1, np.int64)
         rows, keys, _ = _batch_pairs(batch, interner, with_forms=False)

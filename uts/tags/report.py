@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -74,6 +75,15 @@ def _plot_coverage(build: VocabBuild, path: Path) -> None:
     plt.close(fig)
 
 
+def _ties(meta: dict[str, Any]) -> str:
+    if meta.get("paper_compat"):
+        return (
+            "first seen first (paper-compatible build: tags as written, every row a document, "
+            "as the paper's build_labelsys.py)"
+        )
+    return "df (higher first), then tag (alphabetical)"
+
+
 def _markdown(build: VocabBuild) -> str:
     meta, vocab = build.meta, build.vocab
     lines = [
@@ -85,7 +95,7 @@ def _markdown(build: VocabBuild) -> str:
         f"({meta['n_spellings']:,} spellings before merging separator variants)",
         f"- kept: top {vocab.k:,} (max K {meta['max_k']:,}); any K is a prefix",
         f"- normalised: {'yes, normaliser v' + str(meta['normalizer_version']) if meta['normalize'] else 'no'}",
-        f"- score: `{meta['score']}`; ties by df (higher first), then tag (alphabetical)",
+        f"- score: `{meta['score']}`; ties: {_ties(meta)}",
         f"- input fingerprint `{meta['input_fingerprint']}`, vocabulary fingerprint `{meta['vocab_fingerprint']}`",
         "",
         "## Cut-offs",

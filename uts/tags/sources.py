@@ -51,7 +51,7 @@ class TagBatch:
     """The usable rows of one record batch.
 
     `rows` counts every row read; `clip_ids`, `tags` and `domains` hold only rows whose status is
-    absent or `ok` (the clips that count toward N).
+    absent or `ok` (the clips that count toward N), or every row when read with `all_rows`.
     """
 
     source: TagSource
@@ -146,9 +146,16 @@ class _open_parquet:
 
 
 def iter_batches(
-    sources: Sequence[TagSource], *, batch_rows: int = 65536, with_domain: bool = True
+    sources: Sequence[TagSource],
+    *,
+    batch_rows: int = 65536,
+    with_domain: bool = True,
+    all_rows: bool = False,
 ) -> Iterator[TagBatch]:
     """Yield every source's rows in record batches, rows with a non-`ok` status left out.
+
+    With `all_rows` every row is kept whatever its status, and clip ids are not checked (the
+    paper's script counts every document and never looks at ids).
 
     Raises:
         TagInputError: a file is unreadable or a column is missing or of the wrong type.
@@ -160,14 +167,16 @@ def iter_batches(
                 # Row group by row group: dictionary-coded lists cannot span two of them.
                 for group in range(pf.num_row_groups):
                     for batch in pf.iter_batches(batch_rows, row_groups=[group], columns=columns):
-                        yield _usable(source, batch, with_domain)
+                        yield _usable(source, batch, with_domain, all_rows)
             except pa.ArrowException as exc:
                 raise TagInputError(f"{source.uri}: unreadable parquet data ({exc})") from exc
 
 
-def _usable(source: TagSource, batch: pa.RecordBatch, with_domain: bool) -> TagBatch:
+def _usable(
+    source: TagSource, batch: pa.RecordBatch, with_domain: bool, all_rows: bool = False
+) -> TagBatch:
     names = batch.schema.names
-    if "status" in names:
+    if "status" in names and not all_rows:
         status = batch.column("status")
         keep = pc.or_kleene(pc.is_null(status), pc.equal(status, "ok"))
         keep = pc.fill_null(keep, True)
@@ -178,6 +187,6 @@ def _usable(source: TagSource, batch: pa.RecordBatch, with_domain: bool) -> TagB
     if with_domain and "domain" in names:
         domains = pc.fill_null(kept.column("domain"), "unknown")
     clip_ids = kept.column("clip_id")
-    if clip_ids.null_count:
+    if clip_ids.null_count and not all_rows:
         raise TagInputError(f"{source.uri}: column 'clip_id' has {clip_ids.null_count} null values")
     return TagBatch(source, batch.num_rows, clip_ids, kept.column("tags"), domains)

@@ -2,6 +2,7 @@
 
 score(t) = df(t) * ln((N + 1) / (df(t) + 1)), exactly as the paper. Ranked by score descending,
 then df descending, then tag ascending, so a ranking is reproducible and any K is a prefix of it.
+(The paper-compatible build instead keeps the paper script's tie order: first seen first.)
 """
 
 from __future__ import annotations
@@ -41,10 +42,22 @@ def tag_scores(df: npt.NDArray[np.int64], n_clips: int) -> npt.NDArray[np.float6
 
 
 def rank_tags(
-    tags: Sequence[str], df: npt.NDArray[np.int64], n_clips: int
+    tags: Sequence[str],
+    df: npt.NDArray[np.int64],
+    n_clips: int,
+    *,
+    first_seen: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Return (order, scores): `order` lists tag indices best first (score, df desc; tag asc)."""
+    """Return (order, scores): `order` lists tag indices best first (score, df desc; tag asc).
+
+    With `first_seen` (each tag's first appearance in the input), equal scores keep that order
+    and nothing else breaks ties: what a stable sort on score over a Counter filled in input order
+    gives, as the paper's build_labelsys.py does.
+    """
     scores = tag_scores(df, n_clips)
+    if first_seen is not None:
+        by_first: npt.NDArray[np.int64] = np.lexsort((first_seen, -scores)).astype(np.int64)
+        return by_first, scores
     alphabetical = np.empty(len(tags), np.int64)
     alphabetical[sorted(range(len(tags)), key=tags.__getitem__)] = np.arange(len(tags))
     order = np.lexsort((alphabetical, -df, -scores))  # last key is the primary one
