@@ -21,7 +21,7 @@ from uts.audio import ClipPolicy
 from uts.data import Reject
 from uts.ingest import IngestError, Item, check_unique, folder_items, items_fingerprint, run_ingest
 from uts.ingest.demo import PACKAGES, DemoError, demo_items
-from uts.ingest.manifest import manifest_items
+from uts.ingest.manifest import check_template, manifest_items
 from uts.store import Store
 
 __all__ = ["SCRIPT", "IngestResult", "IngestSpec", "add_arguments", "collect", "run", "spec_from_args", "verdict"]  # fmt: skip
@@ -40,6 +40,7 @@ class IngestSpec:
     path: str | None = None  # folder: audio folder or URI prefix; lhotse: the manifest
     metadata: str | None = None  # folder: CSV or JSONL keyed by 'path'
     audio_root: str | None = None  # lhotse: NEW or OLD=NEW
+    audio_template: str | None = None  # lhotse: e.g. /data/{source}/{recording_id}.flac
     domain: str = "unknown"  # domain of clips without one in metadata
     license: str = ""  # license recorded with every clip
     min_s: float = 1.0  # seconds; shorter clips are padded to this
@@ -92,6 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--path", help="folder: the audio folder or URI prefix; lhotse: the manifest")
     add("--metadata", help="folder: CSV or JSONL keyed by 'path' (text, labels, domain, group)")
     add("--audio-root", help="lhotse: NEW (NEW/<file name>) or OLD=NEW (prefix replaced)")
+    add("--audio-template", help="lhotse: each cut's audio file, from {source} {recording_id} "
+        "{cut_id}, e.g. /data/{source}/{recording_id}.flac")  # fmt: skip
     add("--domain", default=d["domain"], help="domain of clips without one in metadata")
     add("--license", default=d["license"], help="license recorded with every clip")
     add("--min-s", type=float, default=d["min_s"], help="pad shorter clips to this (default 1)")
@@ -121,6 +124,18 @@ def spec_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             parser.error(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.source != "demo" and not args.path:
         parser.error(f"--path is required with --source {args.source}")
+    if args.audio_template is not None:
+        if args.source != "lhotse":
+            parser.error("--audio-template is for --source lhotse")
+        if args.audio_root:
+            parser.error(
+                "--audio-root and --audio-template both say where the audio is: give one "
+                "(--audio-template /data/{source}/{recording_id}.flac for the released manifests)"
+            )
+        try:
+            check_template(args.audio_template)
+        except IngestError as exc:
+            parser.error(str(exc))
     return IngestSpec(**{f.name: getattr(args, f.name) for f in fields(IngestSpec)})
 
 
@@ -150,8 +165,19 @@ def collect(spec: IngestSpec) -> tuple[list[Item], list[Reject], int, dict[str, 
         provenance = {"source": "folder", "path": spec.path, "metadata": spec.metadata}
     else:
         assert spec.path is not None
-        items = manifest_items(spec.path, audio_root=spec.audio_root, license=spec.license)
-        provenance = {"source": "lhotse", "manifest": spec.path, "audio_root": spec.audio_root}
+        items, rejects = manifest_items(
+            spec.path,
+            audio_root=spec.audio_root,
+            audio_template=spec.audio_template,
+            domain=spec.domain,
+            license=spec.license,
+        )
+        provenance = {
+            "source": "lhotse",
+            "manifest": spec.path,
+            "audio_root": spec.audio_root,
+            "audio_template": spec.audio_template,
+        }
     check_unique(items)
     if not items and not rejects:
         raise IngestError(
@@ -227,6 +253,9 @@ def run(spec: IngestSpec, store: Store) -> IngestResult:
         f"{len(summary.rejects):,} rejects, {skipped:,} non-audio files skipped; "
         f"{summary.shards} shard(s); {report['clips_per_s'] or 0:.1f} clips/s"
     ]
+    if summary.rejects:
+        reasons = ", ".join(f"{kind} {n:,}" for kind, n in summary.reject_reasons.items())
+        lines.append(f"  ingested {summary.clips:,}, rejected {len(summary.rejects):,}: {reasons}")
     lines += [f"  reject {reject.path}: {reject.reason}" for reject in summary.rejects[:10]]
     if len(summary.rejects) > 10:
         lines.append(f"  ... {len(summary.rejects) - 10} more in {uri}/rejects.parquet")

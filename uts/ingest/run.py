@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ from uts.audio import ClipPolicy
 from uts.data import Clip, Reject, ShardWriter, write_rejects
 from uts.ingest.items import Item, check_unique, process_batch
 
-__all__ = ["IngestSummary", "Mapper", "local_mapper", "run_ingest"]
+__all__ = ["IngestSummary", "Mapper", "local_mapper", "reason_kind", "run_ingest"]
 
 Batch = Sequence[Item]
 Results = list[Clip | Reject]
@@ -28,6 +29,13 @@ Mapper = Callable[[Callable[[Batch], Results], Sequence[Batch]], Iterator[Result
 def local_mapper(fn: Callable[[Batch], Results], batches: Sequence[Batch]) -> Iterator[Results]:
     """In-process, one batch after another."""
     return map(fn, batches)
+
+
+def reason_kind(reason: str) -> str:
+    """What a reject reason says without its particulars (the text before ': ' or ' (', numbers as
+    N): 'audio file not found: /x.flac' -> 'audio file not found', 'silent (peak -80 dBFS)' -> 'silent'."""
+    head = reason.split(": ", 1)[0].split(" (", 1)[0]
+    return re.sub(r"\d+(?:\.\d+)?", "N", head).strip() or "unknown"
 
 
 @dataclass
@@ -46,12 +54,18 @@ class IngestSummary:
         total = self.clips + len(self.rejects)
         return len(self.rejects) / total if total else 0.0
 
+    @property
+    def reject_reasons(self) -> dict[str, int]:
+        """Rejects counted by kind of reason, the most common first."""
+        return dict(Counter(reason_kind(r.reason) for r in self.rejects).most_common())
+
     def as_json(self) -> dict[str, Any]:
         return {
             "clips": self.clips,
             "hours": round(self.seconds / 3600, 4),
             "rejects": len(self.rejects),
             "reject_fraction": round(self.reject_fraction, 4),
+            "reject_reasons": self.reject_reasons,
             "skipped_not_audio": self.skipped,
             "domains": dict(sorted(self.domains.items())),
             "domain_hours": {d: round(s / 3600, 4) for d, s in sorted(self.domain_seconds.items())},
