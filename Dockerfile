@@ -2,15 +2,20 @@
 # The project image: Ray 2.60 with this project installed, for KubeRay (infra/k8s) or any Ray node.
 #
 #   docker build -t registry.example.com/uts-cluster:0.1.0-gpu .                        # V100 training
-#   docker build --build-arg VARIANT=cpu -t registry.example.com/uts-cluster:0.1.0-cpu .
+#   docker build --build-arg VARIANT=cpu -t registry.example.com/uts-cluster:0.1.0-cpu .   # the head
 #   docker build --build-arg EXTRAS=llm -t registry.example.com/uts-cluster:0.1.0-gpu-llm .   # vLLM
+#   docker build --build-arg VARIANT=cpu --build-arg EXTRAS=llm \
+#       -t registry.example.com/uts-cluster:0.1.0-cpu-llm .                          # CPU workers
 #
 # VARIANT picks the base image and the torch build together, so the two cannot be mismatched:
 #   gpu: rayproject/ray:2.60.0-py311-gpu and torch's CUDA 12.6 build, the last with sm_70 kernels
 #        (V100); it runs on A10G, L4, A100 and H100 as well.
 #   cpu: rayproject/ray:2.60.0-py311 and torch's CPU build (no GBs of CUDA libraries).
 # EXTRAS adds optional dependencies of pyproject.toml (comma-separated). With llm (vLLM), torch is
-# left to vLLM, which requires the version it was built against.
+# left to vLLM, which requires the version it was built against (vLLM 0.29.0: torch==2.13.0, the
+# TORCH_VERSION below, as PyPI's CUDA build on both variants). The llm extra goes on CPU workers
+# too: Ray Data runs an LLM processor's multimodal, chat-template and tokenize stages as CPU actors
+# that may land on any CPU node, and the multimodal stage imports vLLM (ray/llm/_internal/batch/).
 # Layers, from least to most often changed: torch, the dependencies listed in pyproject.toml, the
 # source. Editing code rebuilds only the last, small layers.
 

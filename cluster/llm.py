@@ -54,10 +54,21 @@ def _with_replies(batch: pa.Table, replies: Sequence[Reply]) -> pa.Table:
 # --- openai: any OpenAI-compatible chat-completions endpoint -----------------------------------
 
 
-def openai_body(model: str, messages: list[dict[str, Any]], sampling: Sampling) -> dict[str, Any]:
-    """A chat-completions request body; structured output as an OpenAI json_schema format."""
-    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": sampling.max_tokens,
+def openai_body(
+    model: str, messages: list[dict[str, Any]] | str, sampling: Sampling
+) -> dict[str, Any]:
+    """A chat-completions request body (a completions one for a raw prompt string); structured
+    output as an OpenAI json_schema format. top_k and repetition_penalty are not OpenAI fields:
+    they go as the extra body fields vLLM's server reads, and only when set."""
+    request: dict[str, Any] = (
+        {"prompt": messages} if isinstance(messages, str) else {"messages": messages}
+    )
+    body: dict[str, Any] = {"model": model, **request, "max_tokens": sampling.max_tokens,
                             "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}  # fmt: skip
+    if sampling.top_k is not None:
+        body["top_k"] = sampling.top_k
+    if sampling.repetition_penalty != 1.0:
+        body["repetition_penalty"] = sampling.repetition_penalty
     if sampling.structured:
         body["response_format"] = {
             "type": "json_schema",
@@ -112,7 +123,9 @@ class OpenAIBackend:
 def vllm_sampling_params(sampling: Sampling) -> dict[str, Any]:
     """vLLM SamplingParams as a dict; structured output as `structured_outputs={"json": schema}`."""
     params: dict[str, Any] = {"max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
-                              "top_p": sampling.top_p, "seed": sampling.seed}  # fmt: skip
+                              "top_p": sampling.top_p, "seed": sampling.seed,
+                              "top_k": -1 if sampling.top_k is None else sampling.top_k,
+                              "repetition_penalty": sampling.repetition_penalty}  # fmt: skip
     if sampling.structured:
         params["structured_outputs"] = {"json": LABELS_SCHEMA}
     return params
@@ -138,7 +151,10 @@ def vllm_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class VLLMBackend:
-    """vLLM engines on GPU nodes (compute capability >= 7.5: A10G/L4/A100/H100, not V100)."""
+    """vLLM engines on GPU nodes (compute capability >= 7.5: A10G/L4/A100/H100, not V100).
+
+    The engine's settings (memory, context, batch, modalities) come from uts.llm.engine, which
+    also writes the `vllm serve` command line for the openai backend: one set of defaults."""
 
     model: str
     sampling: Sampling
@@ -148,17 +164,27 @@ class VLLMBackend:
     concurrency: int = 1
     tensor_parallel_size: int = 1
     accelerator_type: str | None = None
-    max_model_len: int | None = None
+    max_model_len: int | None = None  # None: the model's default in uts.llm.engine.MODELS
+    gpu_memory_utilization: float | None = None  # None: uts.llm.engine's (the paper's 0.9)
+    max_num_seqs: int | None = None  # None: from the KV-cache room on accelerator_type
+    chat_template: bool = True  # False: rows carry a raw prompt, tokenised as it is
+
+    def settings(self) -> Any:
+        """uts.llm.engine.EngineSettings; EngineFitError when the model cannot fit."""
+        from uts.llm.engine import engine_settings
+
+        return engine_settings(self.model, accelerator_type=self.accelerator_type,
+                               tensor_parallel_size=self.tensor_parallel_size,
+                               max_model_len=self.max_model_len, revision=self.revision,
+                               audio=self.audio, gpu_memory_utilization=self.gpu_memory_utilization,
+                               max_num_seqs=self.max_num_seqs)  # fmt: skip
 
     def engine_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"tensor_parallel_size": self.tensor_parallel_size}
-        if self.revision:
-            kwargs["revision"] = self.revision
-        if self.max_model_len:
-            kwargs["max_model_len"] = self.max_model_len
-        if self.audio:
-            kwargs["limit_mm_per_prompt"] = {"audio": 1}
-        return kwargs
+        return dict(self.settings().engine_kwargs())
+
+    def serve_argv(self) -> list[str]:
+        """The same engine as `vllm serve ...` (for the openai backend's server)."""
+        return list(self.settings().serve_argv())
 
     def processor_config(self) -> Any:
         """The vLLMEngineProcessorConfig (built without vLLM installed; vLLM loads on the GPU node)."""
@@ -170,7 +196,7 @@ class VLLMBackend:
             batch_size=self.batch_size,
             concurrency=self.concurrency,
             accelerator_type=self.accelerator_type,
-            chat_template_stage=True,
+            chat_template_stage=self.chat_template,
             tokenize_stage=True,
             detokenize_stage=True,
             prepare_multimodal_stage=self.audio,
@@ -178,8 +204,11 @@ class VLLMBackend:
         )
 
     def preprocess(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"messages": json.loads(row["messages"]),
-                "sampling_params": vllm_sampling_params(self.sampling),
+        """The engine request: chat `messages` for the chat-template stage, or a raw `prompt`
+        (a string request) for the tokenizer stage directly."""
+        request = json.loads(row["messages"])
+        key = "prompt" if isinstance(request, str) else "messages"
+        return {key: request, "sampling_params": vllm_sampling_params(self.sampling),
                 "uts_max_tokens": self.sampling.max_tokens}  # fmt: skip
 
     @staticmethod

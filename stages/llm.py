@@ -25,6 +25,7 @@ from uts.store import Store
 __all__ = [
     "DEFAULT_ENDPOINT",
     "DEFAULT_MODELS",
+    "PAPER_SAMPLING",
     "LLMStageSpec",
     "add_model_args",
     "check",
@@ -39,6 +40,13 @@ __all__ = [
 ]
 
 DEFAULT_MODELS = {"caption": "Qwen/Qwen3-Omni-30B-A3B-Captioner", "tag": "Qwen/Qwen2.5-7B-Instruct"}
+# `--sampling paper`: the authors' values (AudenAI/Auden examples/uts/utils/
+# vllm_qwen/batch_inference_vllm.py SamplingParams; extract_tags.py's argparse defaults).
+PAPER_SAMPLING: dict[str, dict[str, Any]] = {
+    "caption": {"temperature": 0.8, "top_p": 0.9, "top_k": 20, "max_tokens": 8192},
+    "tag": {"temperature": 0.3, "top_p": 0.9, "max_tokens": 512},
+}
+SAMPLING_FIELDS = ("max_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000/v1"
 
 
@@ -67,6 +75,9 @@ class LLMStageSpec:
     limit: int | None = None  # only the first N clips (a trial run; its own fingerprint)
     max_tokens: int  # generation limit in tokens; the subclass gives the default
     temperature: float = 0.0  # sampling temperature
+    top_p: float = 1.0  # nucleus sampling (1.0: off)
+    top_k: int | None = None  # top-k sampling (None: off)
+    repetition_penalty: float = 1.0  # vLLM's repetition penalty (1.0: off)
     seed: int = 0  # sampling seed
     endpoint: str = field(default_factory=default_endpoint)  # openai: base URL
     api_key_env: str = "OPENAI_API_KEY"  # openai: environment variable holding the API key
@@ -74,7 +85,11 @@ class LLMStageSpec:
     max_retries: int = 3  # openai: retries on 408/429/5xx/timeouts, exponential backoff
     tensor_parallel_size: int = 1  # vllm: GPUs per engine
     accelerator_type: str | None = None  # vllm: Ray accelerator type (A10G, L4, A100, H100)
-    max_model_len: int | None = None  # vllm: context length cap in tokens
+    max_model_len: int | None = None  # vllm: context length cap (None: uts.llm.engine's per model)
+    gpu_memory_utilization: float | None = (
+        None  # vllm: share of GPU memory (None: 0.9, the paper's)
+    )
+    max_num_seqs: int | None = None  # vllm: sequences in flight (None: from the KV room on the GPU)
 
 
 Spec = TypeVar("Spec", bound=LLMStageSpec)
@@ -89,8 +104,14 @@ def default(spec_type: type[Any], name: str) -> Any:
 
 
 def spec_from_namespace(spec_type: type[Spec], args: argparse.Namespace) -> Spec:
-    """The spec whose fields are the parsed flags of the same names (--store aside)."""
-    return spec_type(**{f.name: getattr(args, f.name) for f in dataclasses.fields(spec_type)})
+    """The spec whose fields are the parsed flags of the same names (--store aside). Sampling
+    flags left out take `--sampling paper`'s value where it gives one, else the spec's default."""
+    preset = PAPER_SAMPLING[spec_type.stage] if getattr(args, "sampling", None) == "paper" else {}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(spec_type)}
+    for name in SAMPLING_FIELDS:
+        if values[name] is None:
+            values[name] = preset.get(name, default(spec_type, name))
+    return spec_type(**values)
 
 
 def add_model_args(parser: argparse.ArgumentParser, spec_type: type[LLMStageSpec]) -> None:
@@ -122,15 +143,23 @@ def add_model_args(parser: argparse.ArgumentParser, spec_type: type[LLMStageSpec
         default=None,
         help="only the first N clips (a trial run; its own fingerprint)",
     )
+    # Sampling flags default to None here: spec_from_namespace fills what was not given, from
+    # --sampling paper or the spec's defaults.
+    paper = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in PAPER_SAMPLING[stage].items())
     group.add_argument(
-        "--max-tokens",
-        type=int,
-        default=max_tokens,
+        "--sampling", choices=("default", "paper"), default="default",
+        help=f"paper: the paper's sampling for this step ({paper}); flags given alongside win",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-tokens", type=int, default=None,
         help=f"generation limit (default {max_tokens}); hitting it marks the row",
-    )
+    )  # fmt: skip
+    group.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0)")  # fmt: skip
+    group.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default 1.0: off)")  # fmt: skip
+    group.add_argument("--top-k", type=int, default=None, help="top-k sampling (default: off)")
     group.add_argument(
-        "--temperature", type=float, default=default(spec_type, "temperature"),
-        help="sampling temperature (default 0)",
+        "--repetition-penalty", type=float, default=None,
+        help="repetition penalty, vLLM's (default 1.0: off; openai: sent as an extra field)",
     )  # fmt: skip
     group.add_argument("--seed", type=int, default=default(spec_type, "seed"), help="sampling seed (default 0)")  # fmt: skip
     group.add_argument(
@@ -163,7 +192,19 @@ def add_model_args(parser: argparse.ArgumentParser, spec_type: type[LLMStageSpec
         help="vllm: Ray accelerator type, e.g. A10G, L4, A100, H100 (not V100: vLLM needs "
         "compute capability >= 7.5)",
     )
-    group.add_argument("--max-model-len", type=int, default=None, help="vllm: context length cap")  # fmt: skip
+    group.add_argument(
+        "--max-model-len", type=int, default=None,
+        help="vllm: context length cap (default 8192 for the captioner, 4096 for the tagger)",
+    )  # fmt: skip
+    group.add_argument(
+        "--gpu-memory-utilization", type=float, default=None,
+        help="vllm: share of each GPU's memory the engine may take (default 0.9, the paper's)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-num-seqs", type=int, default=None,
+        help="vllm: sequences in flight per engine (default: what the KV cache holds on "
+        "--accelerator-type, see uts/llm/engine.py)",
+    )  # fmt: skip
 
 
 def check(spec: LLMStageSpec) -> None:
@@ -172,14 +213,29 @@ def check(spec: LLMStageSpec) -> None:
     Raises:
         StageError: (code 2) a count below 1, an unknown backend, or openai without a model.
     """
-    for name in ("batch_size", "concurrency", "limit", "max_tokens", "tensor_parallel_size"):
+    for name in ("batch_size", "concurrency", "limit", "max_tokens", "tensor_parallel_size", "top_k"):  # fmt: skip
         value = getattr(spec, name)
         if value is not None and value < 1:
             raise StageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if not 0.0 < spec.top_p <= 1.0:
+        raise StageError(f"--top-p must be in (0, 1], got {spec.top_p}")
+    if spec.temperature < 0.0 or spec.repetition_penalty <= 0.0:
+        raise StageError(f"--temperature must be >= 0 and --repetition-penalty > 0, got "
+                         f"{spec.temperature} and {spec.repetition_penalty}")  # fmt: skip
     if spec.backend not in spec.backends:  # argparse refuses these; a spec built in code may not
         raise StageError(f"--backend must be one of {', '.join(spec.backends)}, got {spec.backend!r}")  # fmt: skip
     if spec.backend == "openai" and not spec.model:
         raise StageError("--backend openai needs --model (the model name the endpoint serves)")
+    if spec.backend == "vllm":  # the model must fit the GPUs asked for, before any work
+        from uts.llm.engine import EngineFitError, engine_settings
+
+        try:
+            engine_settings(model_id(spec), accelerator_type=spec.accelerator_type,
+                            tensor_parallel_size=spec.tensor_parallel_size, max_model_len=spec.max_model_len,
+                            revision=spec.revision, audio=spec.stage == "caption",
+                            gpu_memory_utilization=spec.gpu_memory_utilization, max_num_seqs=spec.max_num_seqs)  # fmt: skip
+        except EngineFitError as exc:
+            raise StageError(str(exc)) from exc
 
 
 def model_id(spec: LLMStageSpec) -> str:
@@ -187,7 +243,8 @@ def model_id(spec: LLMStageSpec) -> str:
 
 
 def sampling(spec: LLMStageSpec, *, structured: bool = False) -> Sampling:
-    return Sampling(max_tokens=spec.max_tokens, temperature=spec.temperature, seed=spec.seed,
+    return Sampling(max_tokens=spec.max_tokens, temperature=spec.temperature, top_p=spec.top_p,
+                    top_k=spec.top_k, repetition_penalty=spec.repetition_penalty, seed=spec.seed,
                     structured=structured)  # fmt: skip
 
 
@@ -214,7 +271,9 @@ def make_backend(spec: LLMStageSpec, chosen: Sampling) -> Any:
     return VLLMBackend(model=model_id(spec), revision=spec.revision, sampling=chosen,
                        audio=spec.stage == "caption", batch_size=spec.batch_size,
                        concurrency=spec.concurrency or 1, tensor_parallel_size=spec.tensor_parallel_size,
-                       accelerator_type=spec.accelerator_type, max_model_len=spec.max_model_len)  # fmt: skip
+                       accelerator_type=spec.accelerator_type, max_model_len=spec.max_model_len,
+                       gpu_memory_utilization=spec.gpu_memory_utilization, max_num_seqs=spec.max_num_seqs,
+                       chat_template=getattr(spec, "chat_template", True))  # fmt: skip
 
 
 def run_with_model(
@@ -232,7 +291,44 @@ def run_with_model(
         backend = make_backend(spec, chosen)
     except EndpointError as exc:
         raise StageError(str(exc)) from exc
-    return run_model_stage(stage, sources, out, backend, meta=meta, limit=spec.limit)
+    try:
+        return run_model_stage(stage, sources, out, backend, meta=meta, limit=spec.limit)
+    except Exception as exc:  # a Ray task error wrapping the client's, or one of our own
+        refused = endpoint_error(exc)
+        if refused is None:
+            raise
+        raise StageError(
+            f"the endpoint stopped accepting requests mid-run: {refused}. Finished parts are kept "
+            f"in {out}; fix the key, URL or model and rerun the same command to resume",
+            code=1,
+        ) from None
+
+
+def endpoint_error(exc: BaseException) -> EndpointError | None:
+    """The EndpointError behind `exc`, however Ray wrapped it (a task error's `cause`, an
+    exception chain, or only the remote traceback's text: Ray Data's UserCodeException keeps
+    the actor's error as text), or None."""
+    import re
+
+    found = re.search(rf"{EndpointError.__module__}\.EndpointError: (.+)", str(exc))
+    if found:
+        return EndpointError(found.group(1).strip())
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, EndpointError):
+            return current
+        cause = getattr(current, "cause", None)
+        todo += [
+            current.__cause__,
+            current.__context__,
+            cause if isinstance(cause, BaseException) else None,
+        ]
+    return None
 
 
 def summary_line(label: str, fp: str, summary: Mapping[str, Any], out: str) -> str:

@@ -33,7 +33,7 @@ from stages.llm import (
 from uts import __version__
 from uts.llm.backends import rules_tags_table, tag_spec
 from uts.llm.parse import PARSER_VERSION
-from uts.llm.prompts import load_prompt
+from uts.llm.prompts import Prompt, load_prompt, prompt_from_file
 from uts.llm.rules import RULES_VERSION
 from uts.llm.stage import run_stage, versions
 from uts.store import Store, join_uri, latest_complete
@@ -60,27 +60,47 @@ class TagSpec(LLMStageSpec):
     structured: bool = field(
         default=True, metadata={"off": "--no-structured-output"}
     )  # JSON schema
-    language: str = "en"  # en: refuse labels outside a-z, 0-9 and hyphens | any
+    language: str = "en"  # en: drop labels outside a-z, 0-9 and hyphens | any
+    prompt_file: str | None = None  # the tagging prompt's exact text (instead of prompt_version)
+    chat_template: bool = field(
+        default=True, metadata={"off": "--no-chat-template"}
+    )  # off: the prompt goes as a raw completion, as the paper's extract_tags.py sends it
+
+    def prompts(self) -> tuple[Prompt, Prompt]:
+        """The tagging prompt (a user's file, or prompts/tagging_v<N>.txt) and the stricter retry.
+
+        Raises:
+            FileNotFoundError: no such prompt version or file.
+            ValueError: the prompt file names no caption placeholder, or an unknown one.
+        """
+        prompt = (
+            prompt_from_file(self.prompt_file)
+            if self.prompt_file
+            else load_prompt("tagging", self.prompt_version)
+        )
+        return prompt, load_prompt("tagging_strict", 1)
 
     def inputs(self, captions_fingerprint: str) -> dict[str, Any]:
         """Everything that changes the tags: their fingerprint is a hash of this.
 
         Raises:
-            FileNotFoundError: the prompt version does not exist.
+            FileNotFoundError: the prompt version or file does not exist.
+            ValueError: the prompt file's placeholders are unusable.
         """
         inputs: dict[str, Any] = {"stage": "tag", "backend": self.backend, "captions_fingerprint": captions_fingerprint,
                                   "parser_version": PARSER_VERSION, "keep_suspect": self.keep_suspect}  # fmt: skip
         if self.backend == "rules":
             inputs["rules_version"] = RULES_VERSION
             return inputs
-        prompt, strict = (
-            load_prompt("tagging", self.prompt_version),
-            load_prompt("tagging_strict", 1),
-        )
+        prompt, strict = self.prompts()
         inputs |= {"model": model_id(self), "revision": self.revision,
                    "prompt": {prompt.id: prompt.text, strict.id: strict.text},
                    "sampling": sampling(self, structured=self.structured).as_dict(),
                    "language": self.language, "limit": self.limit}  # fmt: skip
+        if self.language == "en":  # labels in another script are dropped, not the whole clip
+            inputs["language_rule"] = "drop-label"
+        if not self.chat_template:
+            inputs["chat_template"] = False
         return inputs
 
     def fingerprint(self, captions_fingerprint: str) -> str:
@@ -130,7 +150,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--language", choices=LANGUAGES, default=default(TagSpec, "language"),
-        help="en: refuse labels outside a-z, 0-9 and hyphens (default en)",
+        help="en: drop labels outside a-z, 0-9 and hyphens, keep the clip's others (default en)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prompt-file", default=None,
+        help="the tagging prompt's exact text, {description} (or {caption}) where the caption "
+        "goes; doubled braces mean a Python format string (instead of --prompt-version)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-chat-template", dest="chat_template", action="store_false",
+        help="send the prompt as a raw completion, without the model's chat template (as the "
+        "paper's extract_tags.py does)",
     )  # fmt: skip
     add_model_args(parser, TagSpec)
 
@@ -149,6 +179,12 @@ def run(spec: TagSpec, store: Store) -> TagResult:
     check(spec)
     if spec.language not in LANGUAGES:  # argparse refuses these; a spec built in code may not
         raise StageError(f"--language must be en or any, got {spec.language!r}")
+    if spec.prompt_file and spec.prompt_version != default(TagSpec, "prompt_version"):
+        raise StageError("--prompt-file and --prompt-version are two prompts: give one")
+    if spec.backend == "rules" and (spec.prompt_file or not spec.chat_template):
+        raise StageError(
+            "--prompt-file and --no-chat-template are for the vllm and openai backends"
+        )
     captions = (
         latest_complete(store, "captions", spec.corpus)
         if spec.captions == "latest"
@@ -161,7 +197,7 @@ def run(spec: TagSpec, store: Store) -> TagResult:
     caption_dir = store.uri("captions", spec.corpus, captions)
     try:
         inputs = spec.inputs(captions)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise StageError(str(exc)) from exc
     fp = content_address(inputs)
     out = store.uri("tags", spec.corpus, fp)
@@ -184,12 +220,9 @@ def run(spec: TagSpec, store: Store) -> TagResult:
             sources, out, process, columns=None, mapper=mapper_for(spec.workers), meta=meta
         )
     else:
-        prompt, strict = (
-            load_prompt("tagging", spec.prompt_version),
-            load_prompt("tagging_strict", 1),
-        )
+        prompt, strict = spec.prompts()
         model_stage = tag_spec(prompt, strict, language=None if spec.language == "any" else "en",
-                               keep_suspect=spec.keep_suspect)  # fmt: skip
+                               keep_suspect=spec.keep_suspect, chat_template=spec.chat_template)  # fmt: skip
         stats = run_with_model(spec, sampling(spec, structured=spec.structured), model_stage,
                                sources, out, meta)  # fmt: skip
     return TagResult(fingerprint=fp, uri=out, captions=captions, stats=stats,

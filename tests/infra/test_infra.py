@@ -167,12 +167,17 @@ def test_cuda_12_6_torch_only_on_v100_nodes_and_pinned_like_the_makefile() -> No
     assert not any(CU126 in c for c in everywhere)
 
 
-def test_llm_nodes_install_the_llm_extra() -> None:
+def test_llm_and_cpu_workers_install_the_llm_extra() -> None:
+    # vLLM engines run on llm-*; the processors' CPU stages (the multimodal one imports vLLM) run
+    # on any worker with free CPUs, so the cpu workers have it too. The head runs no tasks (its
+    # drivers build processors without vLLM) and the V100 trainers keep their CUDA 12.6 torch.
     assert "llm" in pyproject()["project"]["optional-dependencies"]
     config = prepared(launcher())
     for name in config["available_node_types"]:
         has_extra = any('uts[llm]"' in c for c in setup_commands(config, name))
-        assert has_extra == name.startswith("llm-"), name
+        runs_llm_stages = name.startswith(("llm-", "cpu"))
+        assert has_extra == runs_llm_stages, name
+        assert runs_llm_stages or name == "head" or name.startswith("train-"), name
 
 
 def test_file_mounts_carry_the_packages_and_the_token() -> None:

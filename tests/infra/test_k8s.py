@@ -175,7 +175,8 @@ def test_pods_run_the_project_image_in_its_source_folder() -> None:
     variants = {"headgroup": "cpu"}
     for name, group in groups(spec).items():
         gpu = "nvidia.com/gpu" in container(group)["resources"]["limits"]
-        variants[name] = ("gpu-llm" if name.startswith("llm-") else "gpu") if gpu else "cpu"
+        # CPU workers carry vLLM for the LLM processors' CPU stages (test_llm_pin.py)
+        variants[name] = ("gpu-llm" if name.startswith("llm-") else "gpu") if gpu else "cpu-llm"
     pods = {"headgroup": spec["headGroupSpec"], **groups(spec)}
     repositories = set()
     for name, group in pods.items():

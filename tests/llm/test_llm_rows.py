@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from uts.llm import lint_caption, load_prompt, parse_labels, rules_tags
+from uts.llm.chat import Reply, tag_row
 
 
 @pytest.mark.parametrize(
@@ -33,13 +34,23 @@ def test_parse_labels_accepts(raw: str, tags: tuple[str, ...]) -> None:
         ('{"tags": ["rain"]}', 'expected {"labels"'),
         ('{"labels": ["rain", 3]}', "must all be strings"),
         ('{"labels": ["' + "x" * 60 + '"]}', "longer than 40"),
-        ('{"labels": ["狗", "rain"]}', "outside a-z"),
+        ('{"labels": ["狗", "lluvia-ñ"]}', "every label is outside a-z"),
         ('{"labels": ["", "  "]}', "no usable label"),
     ],
 )
 def test_parse_labels_refuses_with_a_reason(raw: str, reason: str) -> None:
     parsed = parse_labels(raw)
     assert parsed.tags == () and parsed.error is not None and reason in parsed.error
+
+
+def test_language_en_drops_the_labels_in_another_script_and_keeps_the_rest() -> None:
+    parsed = parse_labels('{"labels": ["狗", "rain", "norteño", "dog-bark"]}')
+    assert parsed.error is None
+    assert parsed.tags == ("rain", "dog-bark") and parsed.dropped == ("狗", "norteño")
+    row = tag_row(Reply(text='{"labels": ["狗", "rain"]}'), attempt=0)
+    assert (row["status"], row["tags"], row["retry"]) == ("ok", ["rain"], False)
+    assert row["error"] == "dropped 1 label(s) outside language en: 狗"
+    assert tag_row(Reply(text='{"labels": ["rain"]}'), attempt=0)["error"] is None
 
 
 def test_non_english_allowed_when_no_language_is_set() -> None:

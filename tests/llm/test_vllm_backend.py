@@ -29,8 +29,8 @@ def test_processor_config_for_the_captioner_takes_audio() -> None:
                           sampling=Sampling(max_tokens=1024), audio=True)  # fmt: skip
     config = backend.processor_config()
     assert config.prepare_multimodal_stage and config.engine_kwargs["limit_mm_per_prompt"] == {
-        "audio": 1
-    }
+        "audio": 1, "image": 0, "video": 0
+    }  # fmt: skip
 
 
 def test_structured_output_and_sampling() -> None:
@@ -47,6 +47,13 @@ def test_preprocess_builds_the_engine_request() -> None:
     messages = [{"role": "user", "content": "Description:\nA dog barks."}]
     request = backend.preprocess({"shard": 0, "clip_id": "c", "messages": json.dumps(messages)})
     assert request["messages"] == messages and request["sampling_params"]["max_tokens"] == 256
+    # without the chat template: a raw prompt goes straight to the tokenizer stage
+    raw = VLLMBackend(model="m", sampling=TAGGING, chat_template=False)
+    assert raw.processor_config().chat_template_stage is False
+    request = raw.preprocess(
+        {"shard": 0, "clip_id": "c", "messages": json.dumps("Tag: A dog barks.")}
+    )
+    assert request["prompt"] == "Tag: A dog barks." and "messages" not in request
 
 
 def test_engine_rows_become_replies() -> None:

@@ -140,12 +140,16 @@ def test_contrastive_equals_naive_and_gathered_negatives(
 
         return gather
 
-    losses = []
+    losses, local = [], []
     for rank in (0, 1):
         rows = slice(2 * rank, 2 * rank + 2)
         part = {"audio": outputs["audio"][rows], "text": outputs["text"][rows]}
         single.rank, single.world_size, single.gather = rank, 2, fake_gather(rank, part)
-        losses.append(float(single.loss(batch, part)[0]))
+        losses.append(float(single.train().loss(batch, part)[0]))  # training: gathered negatives
+        local.append(float(single.eval().loss(batch, part)[0]))  # eval: this rank's batch only
+        own = sims[rows, rows]
+        naive_local = -float((own.diag() - torch.logsumexp(own, 1)).mean() + (own.diag() - torch.logsumexp(own, 0)).mean()) / 2  # fmt: skip
+        assert local[-1] == pytest.approx(naive_local, rel=1e-4)
     # Mean over ranks of per-rank means = the full-batch loss.
     assert sum(losses) / 2 == pytest.approx(float(loss), rel=1e-5)
 

@@ -120,11 +120,11 @@ def _plan_tags(
 
 
 def _ask_tags(
-    row: Mapping[str, Any], attempt: int, reason: str, *, prompt: Prompt, strict: Prompt
-) -> list[dict[str, Any]]:
-    return tagging_messages(
-        row["description"], prompt, retry=strict if attempt else None, reason=reason
-    )
+    row: Mapping[str, Any], attempt: int, reason: str, *, prompt: Prompt, strict: Prompt,
+    chat_template: bool,
+) -> list[dict[str, Any]] | str:  # fmt: skip
+    return tagging_messages(row["description"], prompt, retry=strict if attempt else None,
+                            reason=reason, chat_template=chat_template)  # fmt: skip
 
 
 def _finish_tags(
@@ -135,17 +135,21 @@ def _finish_tags(
 
 
 def tag_spec(
-    prompt: Prompt, strict: Prompt, *, language: str | None = "en", keep_suspect: bool = False
-) -> StageSpec:
+    prompt: Prompt, strict: Prompt, *, language: str | None = "en", keep_suspect: bool = False,
+    chat_template: bool = True,
+) -> StageSpec:  # fmt: skip
     """Tagging with an LLM: the prompt + description go in, JSON labels come out; unparseable
-    output is asked again once with the `strict` prompt."""
+    output is asked again once with the `strict` prompt. Without the chat template the request is
+    the prompt text itself (a raw completion)."""
     return StageSpec(
         name="tag",
         schema=TAG_SCHEMA,
         plan_columns=("clip_id", "description", "status", "error", "domain"),
         plan=functools.partial(_plan_tags, keep_suspect=keep_suspect),
         load_columns=("clip_id", "description", "domain"),
-        request=functools.partial(_ask_tags, prompt=prompt, strict=strict),
+        request=functools.partial(
+            _ask_tags, prompt=prompt, strict=strict, chat_template=chat_template
+        ),
         finish=functools.partial(_finish_tags, language=language),
         carry=("domain",),
     )

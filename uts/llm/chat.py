@@ -54,12 +54,21 @@ class Sampling:
     max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int | None = None  # None: off (vLLM's -1)
+    repetition_penalty: float = 1.0  # 1.0: off
     seed: int = 0
     structured: bool = False  # JSON-schema constrained output (tagging)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature,
-                "top_p": self.top_p, "seed": self.seed, "structured": self.structured}  # fmt: skip
+        """The fingerprinted form. top_k and repetition_penalty appear only when set, so folders
+        made before they existed keep their names."""
+        out = {"max_tokens": self.max_tokens, "temperature": self.temperature,
+               "top_p": self.top_p, "seed": self.seed, "structured": self.structured}  # fmt: skip
+        if self.top_k is not None:
+            out["top_k"] = self.top_k
+        if self.repetition_penalty != 1.0:
+            out["repetition_penalty"] = self.repetition_penalty
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,12 +101,17 @@ def caption_messages(flac: bytes) -> list[dict[str, Any]]:
 
 
 def tagging_messages(
-    description: str, prompt: Prompt, *, retry: Prompt | None = None, reason: str = ""
-) -> list[dict[str, Any]]:
-    """The tagger's request; a retry uses the stricter prompt and says what went wrong."""
+    description: str, prompt: Prompt, *, retry: Prompt | None = None, reason: str = "",
+    chat_template: bool = True,
+) -> list[dict[str, Any]] | str:  # fmt: skip
+    """The tagger's request; a retry uses the stricter prompt and says what went wrong. Without
+    the chat template, the prompt text itself (sent as a raw completion, as the paper's
+    extract_tags.py does with vLLM's LLM.generate)."""
     chosen = retry if retry is not None else prompt
-    text = chosen.render(description=description, reason=reason or "it was not valid JSON")
-    return [{"role": "user", "content": text}]
+    text = chosen.render(
+        description=description, caption=description, reason=reason or "it was not valid JSON"
+    )
+    return [{"role": "user", "content": text}] if chat_template else text
 
 
 def caption_row(reply: Reply) -> dict[str, Any]:
@@ -127,14 +141,10 @@ def tag_row(reply: Reply, *, attempt: int, language: str | None = "en") -> dict[
                 "retry": False}  # fmt: skip
     raw = reply.text or ""
     parsed = parse_labels(raw, language=language)
-    if parsed.error is None:
-        return {
-            "tags": list(parsed.tags),
-            "status": "ok",
-            "error": None,
-            "raw": raw,
-            "retry": False,
-        }
+    if parsed.error is None:  # on an ok row, `error` notes labels dropped for their language
+        note = f"dropped {len(parsed.dropped)} label(s) outside language en: {', '.join(parsed.dropped)}"
+        return {"tags": list(parsed.tags), "status": "ok", "error": note if parsed.dropped else None,
+                "raw": raw, "retry": False}  # fmt: skip
     if reply.finish_reason == "length":
         reason = f"{parsed.error} (output truncated at the token limit)"
     else:

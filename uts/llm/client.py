@@ -1,6 +1,7 @@
-"""An asyncio client for OpenAI-compatible chat-completions endpoints (vllm serve, Ray Serve LLM,
-hosted APIs), built for bulk jobs: many requests in flight, a timeout per request, bounded retries
-with exponential backoff on 408/429/5xx and dropped connections, and a `Reply` for every request.
+"""An asyncio client for OpenAI-compatible chat-completions (and, for raw prompts, completions)
+endpoints (vllm serve, Ray Serve LLM, hosted APIs), built for bulk jobs: many requests in flight,
+a timeout per request, bounded retries with exponential backoff on 408/429/5xx and dropped
+connections, and a `Reply` for every request.
 
 A row that keeps failing becomes a Reply with the reason (the stage records it as `failed`); it
 never raises and never stops the other rows. Only a misconfiguration that would fail every row
@@ -50,6 +51,10 @@ class ClientConfig:
     def url(self) -> str:
         return self.endpoint.rstrip("/") + "/chat/completions"
 
+    def url_for(self, body: dict[str, Any]) -> str:
+        """chat/completions for `messages`; completions for a raw `prompt` (no chat template)."""
+        return self.url if "messages" in body else self.endpoint.rstrip("/") + "/completions"
+
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
@@ -58,7 +63,7 @@ def _reply_from(data: Any) -> Reply:
     """A Reply from a chat-completions JSON body, or one that says what was wrong with it."""
     try:
         choice = data["choices"][0]
-        text = choice["message"]["content"]
+        text = choice["message"]["content"] if "message" in choice else choice["text"]
     except (KeyError, IndexError, TypeError):
         return Reply(error=f"unexpected response shape: {json.dumps(data)[:200]}")
     usage = data.get("usage") or {}
@@ -83,7 +88,8 @@ def _wait_s(config: ClientConfig, attempt: int, retry_after: str | None) -> floa
 async def complete(
     session: aiohttp.ClientSession, config: ClientConfig, body: dict[str, Any]
 ) -> Reply:
-    """POST one chat request; retries what may succeed later, returns a Reply in every case.
+    """POST one request (chat, or a raw completion when the body has a `prompt`); retries what
+    may succeed later, returns a Reply in every case.
 
     Raises:
         EndpointError: HTTP 401, 403 or 404 (every other request would fail the same way).
@@ -94,7 +100,7 @@ async def complete(
         retry_after = None
         try:
             async with session.post(
-                config.url, json=body, headers=config.headers(), timeout=timeout
+                config.url_for(body), json=body, headers=config.headers(), timeout=timeout
             ) as response:
                 payload = await response.text()
                 if response.status == 200:
@@ -106,7 +112,7 @@ async def complete(
                     return dataclasses.replace(_reply_from(data), attempts=attempt + 1)
                 last = f"HTTP {response.status}: {payload[:200]}"
                 if response.status in FATAL_STATUSES:
-                    raise EndpointError(f"{config.url} answered {last}")
+                    raise EndpointError(f"{config.url_for(body)} answered {last}")
                 if response.status not in RETRY_STATUSES:
                     return Reply(error=last, attempts=attempt + 1)  # e.g. 400: the request is bad
                 retry_after = response.headers.get("Retry-After")

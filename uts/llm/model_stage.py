@@ -36,7 +36,8 @@ class StageSpec:
     """What a model stage reads, asks and writes; every callable is a picklable row function.
 
     plan: source rows (plan_columns) -> in order, (clip_id, a final row, or None: ask the model).
-    request: (source row with load_columns, attempt, reason of the failed attempt) -> chat messages.
+    request: (source row with load_columns, attempt, reason of the failed attempt) -> chat
+        messages, or a raw prompt string (no chat template).
     finish: (source row without heavy columns, Reply, attempt) -> output row + "retry" flag.
     carry: small source columns kept beside the request for `finish` (e.g. domain).
     """
@@ -46,7 +47,7 @@ class StageSpec:
     plan_columns: tuple[str, ...]
     plan: Callable[[pa.Table], list[tuple[str, dict[str, Any] | None]]]
     load_columns: tuple[str, ...]
-    request: Callable[[Mapping[str, Any], int, str], list[dict[str, Any]]]
+    request: Callable[[Mapping[str, Any], int, str], list[dict[str, Any]] | str]
     finish: Callable[..., dict[str, Any]]
     carry: tuple[str, ...] = ()
 

@@ -1,7 +1,9 @@
 """Parsing a tagger's output and linting a captioner's output.
 
 `parse_labels` finds the JSON object even inside prose or code fences, accepts a bare list, and
-refuses what is not a usable label list with a reason (never silently "no tags").
+refuses what is not a usable label list with a reason (never silently "no tags"). With language
+`en`, labels in another script are dropped one by one (the clip keeps the rest); a clip left with
+none is refused with that reason.
 `lint_caption` flags captions that should not feed the vocabulary (status `suspect`).
 """
 
@@ -25,6 +27,7 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 class Parsed:
     tags: tuple[str, ...]
     error: str | None  # None when usable
+    dropped: tuple[str, ...] = ()  # labels left out for their language (the rest are kept)
 
 
 def _candidates(raw: str) -> list[str]:
@@ -58,11 +61,15 @@ def parse_labels(raw: str, *, language: str | None = "en") -> Parsed:
     if any(len(label) > MAX_LABEL_CHARS for label in labels):
         return Parsed((), f"a label is longer than {MAX_LABEL_CHARS} characters")
     tags = normalize_tags(labels)
-    if language == "en" and any(not _LATIN.match(tag.replace("-", " ")) for tag in tags):
-        return Parsed((), "labels outside a-z, 0-9 and hyphens (language en)")
+    dropped: list[str] = []
+    if language == "en":  # drop the labels in another script; keep the clip with the rest
+        dropped = [tag for tag in tags if not _LATIN.match(tag.replace("-", " "))]
+        tags = [tag for tag in tags if tag not in dropped]
+        if dropped and not tags:
+            return Parsed((), "every label is outside a-z, 0-9 and hyphens (language en)", tuple(dropped))  # fmt: skip
     if not tags:
         return Parsed((), "no usable label")
-    return Parsed(tuple(tags), None)
+    return Parsed(tuple(tags), None, tuple(dropped))
 
 
 def lint_caption(text: str, *, truncated: bool = False) -> str | None:

@@ -1,4 +1,6 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks (no model).
+It serves /v1/chat/completions, /v1/completions (a raw `prompt`: the same script, answered in the
+completions shape) and /v1/models.
 
 Each request's answer comes from a script: `script(request_json, attempt) -> Canned`, where
 `attempt` counts earlier requests with the same body (so "fail once, then succeed" is scriptable).
@@ -56,6 +58,7 @@ DIRECTIVES = {
     "http500": "HTTP 500 with an HTML body, every time",
     "http500-once": "HTTP 500 once, then valid JSON",
     "429": "HTTP 429, every time",
+    "http401": "HTTP 401 (a revoked key), every time",
     "429-once": "HTTP 429 (Retry-After: 0) once, then valid JSON",
     "slow": "valid JSON, but only after `slow_s` seconds",
 }
@@ -65,7 +68,7 @@ _WORD = re.compile(r"[a-z]{3,}")
 
 def _texts(request: dict[str, Any]) -> tuple[str, list[bytes]]:
     """All text and all audio (decoded base64) in a request's messages."""
-    texts: list[str] = []
+    texts: list[str] = [request["prompt"]] if isinstance(request.get("prompt"), str) else []
     audio: list[bytes] = []
     for message in request.get("messages", []):
         content = message.get("content")
@@ -108,6 +111,7 @@ def default_script(request: dict[str, Any], attempt: int, *, slow_s: float = 5.0
         "http500": Canned(status=500, body="<html><body>Internal Server Error</body></html>"),
         "http500-once": Canned(status=500, body="oops") if attempt == 0 else Canned(content=labels),
         "429": Canned(status=429, body='{"error": "rate limited"}', headers={"Retry-After": "0"}),
+        "http401": Canned(status=401, body='{"error": "invalid api key"}'),
         "429-once": Canned(status=429, body="{}", headers={"Retry-After": "0"})
         if attempt == 0
         else Canned(content=labels),
@@ -136,6 +140,7 @@ class ScriptedServer:
         self.model, self.api_key = model, api_key
         self.statuses: Counter[int] = Counter()
         self.requests = 0
+        self.paths: Counter[str] = Counter()  # requests per URL path
         self.max_in_flight = 0
         self._in_flight = 0
         self._attempts: Counter[str] = Counter()
@@ -167,6 +172,7 @@ class ScriptedServer:
             attempt = self._attempts[key]
             self._attempts[key] += 1
             self.requests += 1
+            self.paths[request.path] += 1
         canned = self.script(body, attempt)
         async with self._gate:
             with self._lock:
@@ -184,10 +190,12 @@ class ScriptedServer:
                 status=canned.status, text=canned.body, headers=canned.headers,
                 content_type="text/html" if canned.body.startswith("<") else "application/json",
             )  # fmt: skip
+        raw_prompt = "prompt" in body  # /v1/completions: the text_completion shape
+        choice: dict[str, Any] = {"index": 0, "finish_reason": canned.finish_reason}
+        choice |= {"text": canned.content} if raw_prompt else {"message": {"role": "assistant", "content": canned.content}}  # fmt: skip
         completion = {
-            "id": f"chatcmpl-{key[:12]}", "object": "chat.completion", "model": self.model,
-            "choices": [{"index": 0, "finish_reason": canned.finish_reason,
-                         "message": {"role": "assistant", "content": canned.content}}],
+            "id": f"{'cmpl' if raw_prompt else 'chatcmpl'}-{key[:12]}", "model": self.model,
+            "object": "text_completion" if raw_prompt else "chat.completion", "choices": [choice],
             "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": max(1, len(canned.content) // 4),
                       "total_tokens": len(raw) // 4 + max(1, len(canned.content) // 4)},
         }  # fmt: skip
@@ -209,6 +217,7 @@ class ScriptedServer:
         self._gate = asyncio.Semaphore(self.max_concurrency or 1_000_000)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._chat)  # the body's `prompt` picks the shape
         app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
