@@ -186,6 +186,7 @@ class _Worker:
             self.model, batch, self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
             autocast_dtype=self.autocast_dtype, agree=self.collective.all_true,
             clip_norm=None if self.config.clipping_scale is not None else 5.0,
+            batch_count=state["step"] * self.config.batch_count_scale,
         )  # fmt: skip
         self.guard.update(
             bool(metrics["skipped"]), step=state["step"] + 1, clip_ids=batch["clip_ids"]

@@ -202,8 +202,13 @@ def _train(spec: PretrainSpec, store: Store, config: PretrainConfig) -> Pretrain
         name = f"{name}-{prepared.lineage['vocab']['fingerprint']}"
         print(f"note: the inputs changed since the last default run ({stale}); this run is {name}",
               file=sys.stderr)  # fmt: skip
-    print(f"pretraining {name}: {config.objective}, K={config.k}, preset {spec.preset}, "
-          f"{config.num_workers} worker(s), {config.max_steps} steps -> {store.uri('runs', name)}", file=sys.stderr)  # fmt: skip
+    from uts.models.zipformer import parameter_count
+    from uts.models.zipformer import preset as encoder_preset
+
+    encoder = encoder_preset(config.encoder, **config.encoder_overrides)
+    print(f"pretraining {name}: {config.objective}, K={config.k}, preset {spec.preset}, encoder {config.encoder} "
+          f"({parameter_count(encoder):,} parameters), {config.num_workers} worker(s), {config.max_steps} steps "
+          f"-> {store.uri('runs', name)}", file=sys.stderr)  # fmt: skip
     probe = spec.probe if spec.probe is not None else spec.corpus == DEMO
     done = checkpoints.finished(store, name, config.max_steps)
     if done is not None:

@@ -1,15 +1,18 @@
-"""The Zipformer encoder: sizes, shapes, padding invariance, determinism, activations, SpecAugment."""
+"""The Zipformer encoder: sizes (against Auden's), shapes, padding invariance, determinism,
+activations, SpecAugment."""
 
 from __future__ import annotations
 
+import copy
 import io
+import math
 
 import pytest
 import torch
 
 from uts.models.heads import MTCHead
 from uts.models.specaug import SpecAugment
-from uts.models.zipformer import Zipformer, masked_mean, preset
+from uts.models.zipformer import Zipformer, masked_mean, parameter_count, preset
 from uts.models.zipformer.activations import swoosh_l, swoosh_r
 from uts.models.zipformer.layers import BiasNorm
 
@@ -18,14 +21,18 @@ def parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+# Compared against Auden's own Zipformer (AudenAI/Auden src/auden/models/zipformer, instantiated with
+# the same configs: ZipformerEncoderModel with Conv2dSubsampling(channels c, 4c, 16c)): Auden counts
+# xs 1,100,957, s 21,989,779 and m 65,913,719, each including one unused `bypass_scale` vector per
+# layer (496 / 2,944 / 5,760 parameters, "TODO: remove it" upstream), which we leave out.
 @pytest.mark.parametrize(
-    ("name", "count"), [("xs", 1_082_274), ("s", 21_442_852), ("m", 63_444_616)]
+    ("name", "count"), [("xs", 1_100_461), ("s", 21_986_835), ("m", 65_907_959)]
 )
 def test_preset_parameter_counts(name: str, count: int) -> None:
     model = Zipformer(preset(name))
-    assert parameters(model) == count
-    if name == "m":  # the paper's Zipformer-M: about 64M with an MTC head at K=527
-        assert 63e6 < count + parameters(MTCHead(model.output_dim, 527)) < 65e6
+    assert parameters(model) == count == parameter_count(preset(name))
+    if name == "m":  # the paper's Zipformer-M: about 65.9M, 66.2M with an MTC head at K=527
+        assert 66.1e6 < count + parameters(MTCHead(model.output_dim, 527)) < 66.3e6
     if name == "xs":
         assert count < 1.5e6
 
@@ -53,19 +60,24 @@ def test_ten_seconds_give_250_frames(xs: Zipformer) -> None:
 def test_padding_does_not_change_a_clip_in_eval(xs: Zipformer) -> None:
     torch.manual_seed(1)
     short, long = torch.randn(1, 137, 80), torch.randn(1, 410, 80)
-    alone, alone_len = xs(short, torch.tensor([137]))
     batch = torch.cat(
         [torch.nn.functional.pad(short, (0, 0, 0, 410 - 137), value=3.0), long]
     )  # junk padding
-    together, together_len = xs(batch, torch.tensor([137, 410]))
-    n = int(alone_len)
-    assert int(together_len[0]) == n
-    assert torch.allclose(together[0, :n], alone[0, :n], atol=1e-5)
-    assert torch.allclose(
-        xs.embed(batch, torch.tensor([137, 410]))[0],
-        xs.embed(short, torch.tensor([137]))[0],
-        atol=1e-5,
-    )
+    # float64: the clip's frames agree to round-off (~1e-14). float32: up to ~1e-4, because the
+    # stem ends, as upstream's, in a BiasNorm (log-scale 1) that scales its tiny initial
+    # activations, and their round-off, up to an RMS of about e.
+    for model, dtype, tol in ((copy.deepcopy(xs).double(), torch.float64, 1e-10), (xs, None, 1e-4)):
+        alone, alone_len = model(short.to(dtype), torch.tensor([137]))
+        together, together_len = model(batch.to(dtype), torch.tensor([137, 410]))
+        n = int(alone_len)
+        assert int(together_len[0]) == n
+        assert torch.allclose(together[0, :n], alone[0, :n], rtol=tol, atol=tol)
+        assert torch.allclose(
+            model.embed(batch.to(dtype), torch.tensor([137, 410]))[0],
+            model.embed(short.to(dtype), torch.tensor([137]))[0],
+            rtol=tol,
+            atol=tol,
+        )
 
 
 def test_layer_embeddings_are_every_depth_pooled_and_end_with_the_output(xs: Zipformer) -> None:
@@ -138,10 +150,10 @@ def test_swoosh_forward_and_compact_backward(fn: object, offset: float, constant
     assert (got - expected).abs().max() <= 1.0 / 510 + 1e-6  # one byte per element
 
 
-def test_bias_norm_gives_unit_rms_at_init() -> None:
-    norm = BiasNorm(16)
+def test_bias_norm_gives_rms_e_at_init() -> None:
+    norm = BiasNorm(16)  # upstream starts the log-scale at 1: output RMS e
     y = norm(torch.randn(4, 10, 16) * 7 + 3)
-    assert torch.allclose(y.pow(2).mean(-1), torch.ones(4, 10), atol=1e-4)
+    assert torch.allclose(y.pow(2).mean(-1), torch.full((4, 10), math.e**2), rtol=1e-3)
 
 
 def test_masked_mean_and_mtc_head_ignore_padding() -> None:

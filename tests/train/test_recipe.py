@@ -56,3 +56,43 @@ def test_clip_norm_none_leaves_the_gradient_to_the_optimiser() -> None:
     (reported_free, free), (reported_clipped, clipped) = seen
     assert reported_free == pytest.approx(reported_clipped) == pytest.approx(free, rel=1e-5)
     assert free > 1e5 and clipped == pytest.approx(5.0, rel=1e-4)
+
+
+def test_train_step_moves_the_encoders_schedules_to_the_batch_count() -> None:
+    """train_step(batch_count=n) sets every ScheduledFloat of the encoder to n before the forward,
+    through a DDP-style `.module` wrapper too; without one the schedules stay where they were.
+    At batch 0 a block's layer-drop rate is upstream's 0.5, at 100k its final 0.035 sqrt(factor)."""
+    from uts.models.zipformer.scaling import ScheduledFloat
+    from uts.train.model import build_model
+
+    config = preset("smoke", optimizer="adamw")
+    model = build_model(config)
+    batch = {"feats": torch.randn(2, 120, 80), "feat_lens": torch.tensor([120, 90]),
+             "targets": torch.zeros(2, config.k)}  # fmt: skip
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    schedules = [m for m in model.encoder.modules() if isinstance(m, ScheduledFloat)]
+    assert schedules and all(s.batch_count is None for s in schedules)
+    train_step(model, batch, optimizer)
+    assert all(s.batch_count is None for s in schedules)
+
+    class Wrapped(torch.nn.Module):  # what DDP looks like to train_step
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = model
+
+        def forward(self, batch: dict, with_loss: bool = False) -> tuple[torch.Tensor, dict]:
+            return self.module(batch, with_loss=with_loss)
+
+    for count in (0.0, 100_000.0):
+        train_step(Wrapped(), batch, optimizer, batch_count=count)
+        assert all(s.batch_count == count for s in schedules)
+    skip = model.encoder.stacks[0].blocks[0].bypass.skip_rate
+    model.encoder.set_batch_count(0.0)
+    assert float(skip) == pytest.approx(0.5)
+    model.encoder.set_batch_count(100_000.0)
+    assert float(skip) == pytest.approx(0.035)  # stack 0: downsampling 1
+
+
+def test_batch_count_scale_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="batch_count_scale"):
+        PretrainConfig(batch_count_scale=0.0)

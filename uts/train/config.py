@@ -36,6 +36,10 @@ class PretrainConfig:
     # and Auden use 2.0). None: clip the global gradient norm at 5.0 instead, before the step.
     clipping_scale: float | None = None
     warmup_steps: int = 500
+    # The batch count the encoder's training schedules (dropout, layer drop, balancers: Zipformer
+    # .set_batch_count) advance per optimiser step. Auden's trainer sets them to its global step
+    # (1.0); a short run may pass them faster, so that they end where a long run's would.
+    batch_count_scale: float = 1.0
     lr_steps: float = 7500
     lr_epochs: float = 3.5
     batch_seconds: float = 640.0  # audio seconds per step across all workers (padding included)
@@ -78,6 +82,8 @@ class PretrainConfig:
             )
         if self.clipping_scale is not None and self.optimizer != "scaled_adam":
             raise ValueError(f"clipping_scale is ScaledAdam's; optimizer is {self.optimizer!r}")
+        if self.batch_count_scale <= 0:
+            raise ValueError(f"batch_count_scale must be positive, got {self.batch_count_scale}")
 
     def per_worker_seconds(self) -> float:
         return self.batch_seconds / self.num_workers

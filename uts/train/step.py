@@ -26,6 +26,7 @@ def train_step(
     clip_norm: float | None = 5.0,
     autocast_dtype: torch.dtype | None = None,
     agree: Callable[[bool], bool] = bool,
+    batch_count: float | None = None,
 ) -> dict[str, float]:
     """Run one step. fp16 on GPU: pass `autocast_dtype=torch.float16` and a GradScaler (V100 has
     no bf16). `model` is a Pretrainer or a DDP-wrapped one (its forward is what DDP syncs).
@@ -38,10 +39,16 @@ def train_step(
     the scheduler is not stepped. The caller counts a step only when `stepped` is 1.
     `clip_norm`: the global gradient norm is clipped to it before the optimiser step; None when
     the optimiser clips (ScaledAdam with a clipping scale), so gradients are clipped once.
+    `batch_count`: where the encoder's training schedules stand (Zipformer.set_batch_count:
+    dropout, layer drop, balancer and whitening limits), set before the forward; None leaves them.
     Returns the objective's metrics plus `loss`, `grad_norm`, `lr`, `skipped`, `stepped` and,
     with a scaler, `grad_scale` (the scale after this step's update).
     """
     model.train()
+    if batch_count is not None:
+        encoder = getattr(getattr(model, "module", model), "encoder", None)  # DDP wraps in .module
+        if encoder is not None and hasattr(encoder, "set_batch_count"):
+            encoder.set_batch_count(batch_count)
     device_type = batch["feats"].device.type
     with torch.autocast(
         device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None

@@ -1,16 +1,30 @@
-"""The Zipformer encoder: fbank (B, T, 80) at 100 Hz -> (B, T', D) at 25 Hz with lengths."""
+"""The Zipformer encoder: fbank (B, T, 80) at 100 Hz -> (B, T', D) at 25 Hz with lengths.
+
+As upstream's Zipformer2 (icefall/Auden `zipformer.py`) behind its Conv2dSubsampling stem
+(`stem.py`): stacks at (1, 2, 4, 8, 4, 2) x the stem's 20 ms frames, each given the previous
+stack's output truncated or zero-padded to its width; the output takes each channel from the latest
+stack that has it and halves the frame rate, with no norm after it.
+
+Training schedules (dropout, layer drop, balancer and whitening limits, ...) follow the batch count:
+the training loop calls `model.set_batch_count(step)` before each step (`Pretrainer`:
+`model.encoder.set_batch_count(step)`). Until it does, the schedules hold their defaults.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
-from uts.models.zipformer.activations import SwooshR
 from uts.models.zipformer.block import Downsample, Stack, ZipformerBlock, padding_mask
 from uts.models.zipformer.config import ZipformerConfig
-from uts.models.zipformer.layers import BiasNorm
+from uts.models.zipformer.scaling import FloatLike, ScheduledFloat
+from uts.models.zipformer.stem import Stem
 
-__all__ = ["Stem", "Zipformer", "masked_mean"]
+__all__ = ["Stem", "Zipformer", "masked_mean", "parameter_count"]
+
+_FEATURE_MASK_RATE = 0.125  # upstream's per-clip rate of masking channels beyond unmasked_dims
 
 
 def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -19,48 +33,49 @@ def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return (x * valid).sum(1) / lengths.clamp(min=1).to(x.dtype)[:, None]
 
 
-class Stem(nn.Module):
-    """Convolutions halving time (100 -> 50 Hz) and shrinking frequency 8x: (B, T, F) -> (B, ceil(T/2), D).
+def parameter_count(config: ZipformerConfig) -> int:
+    """Parameters of `Zipformer(config)`, counted on the meta device (no memory, no RNG draws)."""
+    with torch.device("meta"):
+        model = Zipformer(config)
+    return sum(p.numel() for p in model.parameters())
 
-    Frames past a clip's end are zeroed after every convolution, so a clip's output does not
-    depend on how much padding its batch has.
-    """
 
-    def __init__(self, num_mel_bins: int, channels: int, dim: int) -> None:
-        super().__init__()
-        self.convs = nn.ModuleList(
-            [
-                nn.Conv2d(1, channels, 3, stride=(2, 2), padding=1),
-                nn.Conv2d(channels, 2 * channels, 3, stride=(1, 2), padding=1),
-                nn.Conv2d(2 * channels, 4 * channels, 3, stride=(1, 2), padding=1),
-            ]
-        )
-        self.activation = SwooshR()
-        freq = num_mel_bins
-        for _ in range(3):
-            freq = (freq - 1) // 2 + 1
-        self.out = nn.Linear(4 * channels * freq, dim)
+def _dropout(config: ZipformerConfig) -> FloatLike:
+    if config.dropout is not None:
+        return config.dropout
+    return ScheduledFloat((0.0, 0.3), (20000.0, 0.1))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) with padding zeroed, (B,) lengths at 50 Hz -> (B, T/2, D)."""
-        y = x[:, None]  # (B, 1, T, F)
-        for conv in self.convs:
-            y = self.activation(conv(y))  # (B, C, T/2, F')
-            pad = padding_mask(lengths, y.shape[2])
-            y = y.masked_fill(pad[:, None, :, None], 0.0)
-        b, c, t, f = y.shape
-        return self.out(y.permute(0, 2, 1, 3).reshape(b, t, c * f))
+
+def _layer_skip(config: ZipformerConfig, stack: int, layer: int) -> FloatLike:
+    """Upstream's layer-drop schedule: stack i (of n) warms up over batches W(i+1)/(n+1) ..
+    W(i+2)/(n+1), its blocks one after another, each falling from 0.5 to 0.035 sqrt(factor)."""
+    if config.layer_skip is not None:
+        return config.layer_skip
+    n, w = len(config.downsampling), config.warmup_batches
+    span = w / (n + 1) / config.num_layers[stack]
+    start = w * (stack + 1) / (n + 1) + layer * span
+    final = 0.035 * math.sqrt(config.downsampling[stack])
+    if span <= 0:
+        return ScheduledFloat((start, final))
+    return ScheduledFloat((start, 0.5), (start + span, final))
+
+
+def _fit(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Truncate or zero-pad the channels of (B, T, D) to `dim`."""
+    if x.shape[-1] >= dim:
+        return x[..., :dim]
+    return nn.functional.pad(x, (0, dim - x.shape[-1]))
 
 
 class Zipformer(nn.Module):
-    """Stacks at (1, 2, 4, 8, 4, 2) x the stem's 20 ms frames, each bypassed into a residual stream
-    whose width changes between stacks (truncated or zero-padded). The output assembles, for each
-    channel, the latest stack that has it, then halves the frame rate: 10 s in -> 250 frames out."""
+    """See the module docstring: 10 s in -> 250 frames out."""
 
     def __init__(self, config: ZipformerConfig) -> None:
         super().__init__()
         self.config = config
-        self.stem = Stem(config.num_mel_bins, config.stem_channels, config.dims[0])
+        self.stem = Stem(
+            config.num_mel_bins, config.stem_channels, config.dims[0], _dropout(config)
+        )
         self.stacks = nn.ModuleList()
         for i, factor in enumerate(config.downsampling):
             blocks = [
@@ -73,21 +88,31 @@ class Zipformer(nn.Module):
                     value_dim=config.value_head_dim,
                     pos_dim=config.pos_head_dim,
                     pos_emb_dim=config.pos_emb_dim,
-                    dropout=config.dropout,
+                    dropout=_dropout(config),
+                    layer_skip=_layer_skip(config, i, j),
                 )
-                for _ in range(config.num_layers[i])
+                for j in range(config.num_layers[i])
             ]
-            self.stacks.append(
-                Stack(blocks, config.dims[i], factor, config.pos_emb_dim, config.layer_skip)
-            )
+            self.stacks.append(Stack(blocks, config.dims[i], factor, config.pos_emb_dim))
         self.downsample = Downsample(2)
-        self.norm = BiasNorm(config.output_dim)
+        self.batch_count: float | None = None
         # Biases start at zero (with SwooshR(0) = 0 nothing adds a constant at init): PyTorch's
         # default bias init makes every clip's pooled output ~99.8% the same vector, which stalls
-        # contrastive training from scratch.
+        # contrastive training from scratch. (Upstream keeps the default / +-0.1 x scale biases.)
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+
+    def set_batch_count(self, count: float | None) -> None:
+        """Move every training schedule to batch `count`; the training loop calls it before each
+        step with the optimiser steps taken so far (Auden's trainer passes its global step; icefall
+        scales it by the step's audio seconds / 600, and the paper's 640 s steps make that ~1).
+        It walks the modules (a few ms for m); every step or every few steps (Auden: every 10)
+        both work. None: back to the schedules' defaults."""
+        self.batch_count = None if count is None else float(count)
+        for module in self.modules():
+            if isinstance(module, ScheduledFloat):
+                module.batch_count = self.batch_count
 
     @property
     def output_dim(self) -> int:
@@ -105,6 +130,24 @@ class Zipformer(nn.Module):
         """Width of `layer_embeddings`: the stem's, every stack's and the output's."""
         return sum(self.layer_widths.values())
 
+    def feature_masks(self, x: torch.Tensor) -> list[torch.Tensor | float]:
+        """Per stack, a (B, 1, D) 0/1 mask in training (upstream's feature masking: beyond
+        `unmasked_dims`, the first half of a stack's channels is off for ~12.5% of clips, the
+        rest for those and another ~11%; the same clips in every stack); 1.0 in eval."""
+        if not self.training:
+            return [1.0] * len(self.stacks)
+        b = x.shape[0]
+        first = torch.rand(b, 1, 1, device=x.device) >= _FEATURE_MASK_RATE
+        second = first & (torch.rand(b, 1, 1, device=x.device) >= _FEATURE_MASK_RATE)
+        masks: list[torch.Tensor | float] = []
+        for dim, kept in zip(self.config.dims, self.config.unmasked_dims, strict=True):
+            middle = kept + (dim - kept) // 2
+            mask = torch.ones(b, 1, dim, device=x.device, dtype=x.dtype)
+            mask[..., kept:middle] *= first
+            mask[..., middle:] *= second
+            masks.append(mask)
+        return masks
+
     def forward(
         self, feats: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,21 +161,24 @@ class Zipformer(nn.Module):
         """`forward`, plus the stem's and every stack's output, each (B, T_stem, its width) at the
         stem's 50 Hz, with the (B,) stem frame counts."""
         feats = feats.masked_fill(padding_mask(lengths, feats.shape[1])[..., None], 0.0)
-        lengths = (lengths + 1) // 2
         x = self.stem(feats, lengths)
+        lengths = (lengths + 1) // 2
         inner = [(x, lengths)]
-        full = x.new_zeros(*x.shape[:2], self.output_dim)
-        for dim, stack in zip(self.config.dims, self.stacks, strict=True):
-            if x.shape[-1] < dim:
-                x = torch.cat(
-                    [x, full[..., x.shape[-1] : dim]], dim=-1
-                )  # widen with earlier output
-            x = stack(x[..., :dim], lengths)
+        for dim, stack, mask in zip(
+            self.config.dims, self.stacks, self.feature_masks(x), strict=True
+        ):
+            x = stack(_fit(x, dim), lengths, mask)
             inner.append((x, lengths))
-            full = torch.cat([x, full[..., dim:]], dim=-1)  # this stack owns channels [:dim]
-        out = self.downsample(full, padding_mask(lengths, full.shape[1]))
+        # Each channel from the latest stack that has it.
+        pieces, width = [x], x.shape[-1]
+        for y, _ in reversed(inner[1:-1]):
+            if y.shape[-1] > width:
+                pieces.append(y[..., width:])
+                width = y.shape[-1]
+        full = torch.cat(pieces, dim=-1) if len(pieces) > 1 else x
+        out = self.downsample(full, lengths)
         out_lengths = (lengths + 1) // 2
-        out = self.norm(out).masked_fill(padding_mask(out_lengths, out.shape[1])[..., None], 0.0)
+        out = out.masked_fill(padding_mask(out_lengths, out.shape[1])[..., None], 0.0)
         return out, out_lengths, inner
 
     def embed(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
