@@ -31,12 +31,21 @@ from stages.llm import (
     summary_line,
 )
 from uts import __version__
+from uts.data import list_shards
 from uts.llm.backends import rules_tags_table, tag_spec
 from uts.llm.parse import PARSER_VERSION
 from uts.llm.prompts import Prompt, load_prompt, prompt_from_file
 from uts.llm.rules import RULES_VERSION
 from uts.llm.stage import run_stage, versions
 from uts.store import Store, join_uri, latest_complete
+from uts.tags.audioset import (
+    LABEL_COLUMNS,
+    LABELS_VERSION,
+    labels_tags_table,
+    load_ontology,
+    rules_digest,
+)
+from uts.tags.normalize import NORMALIZER_VERSION
 
 __all__ = ["SCRIPT", "TagResult", "TagSpec", "add_arguments", "run", "spec_from_args"]
 
@@ -47,12 +56,14 @@ LANGUAGES = ("en", "any")
 @dataclass(frozen=True, kw_only=True)
 class TagSpec(LLMStageSpec):
     """One tagging of a corpus's captions: `rules` (deterministic extraction, no model: the
-    paper's non-LLM baseline), `vllm` or `openai` (an instruct LLM answering labels JSON)."""
+    paper's non-LLM baseline), `vllm` or `openai` (an instruct LLM answering labels JSON); or
+    `labels`: AudioSet ontology classes from the corpus's own metadata (the paper's AudioSet-label
+    baseline), which reads the corpus shards, not captions."""
 
     stage: ClassVar[str] = "tag"
-    backends: ClassVar[tuple[str, ...]] = ("rules", "vllm", "openai")
+    backends: ClassVar[tuple[str, ...]] = ("rules", "vllm", "openai", "labels")
 
-    backend: str = "rules"  # rules | vllm | openai
+    backend: str = "rules"  # rules | vllm | openai | labels
     max_tokens: int = 256  # generation limit in tokens; hitting it marks the row
     captions: str = "latest"  # captions fingerprint, or "latest": the newest complete one
     keep_suspect: bool = False  # tag captions linted as suspect too
@@ -81,12 +92,17 @@ class TagSpec(LLMStageSpec):
         return prompt, load_prompt("tagging_strict", 1)
 
     def inputs(self, captions_fingerprint: str) -> dict[str, Any]:
-        """Everything that changes the tags: their fingerprint is a hash of this.
+        """Everything that changes the tags: their fingerprint is a hash of this. For `labels`
+        the argument is the corpus's fingerprint (that backend reads no captions).
 
         Raises:
             FileNotFoundError: the prompt version or file does not exist.
             ValueError: the prompt file's placeholders are unusable.
         """
+        if self.backend == "labels":
+            return {"stage": "tag", "backend": "labels", "corpus_fingerprint": captions_fingerprint,
+                    "labels_version": LABELS_VERSION, "rules_digest": rules_digest(),
+                    "ontology_sha256": load_ontology().sha256, "normalizer_version": NORMALIZER_VERSION}  # fmt: skip
         inputs: dict[str, Any] = {"stage": "tag", "backend": self.backend, "captions_fingerprint": captions_fingerprint,
                                   "parser_version": PARSER_VERSION, "keep_suspect": self.keep_suspect}  # fmt: skip
         if self.backend == "rules":
@@ -116,7 +132,7 @@ class TagSpec(LLMStageSpec):
 class TagResult:
     fingerprint: str
     uri: str  # the tags folder
-    captions: str  # the captions fingerprint tagged ("latest" resolved)
+    captions: str  # the captions fingerprint tagged ("latest" resolved); labels: "" (none read)
     stats: Mapping[str, Any] | None = (
         None  # what stage.json records of this run; None: was complete
     )
@@ -132,13 +148,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--backend", choices=TagSpec.backends, default=default(TagSpec, "backend"),
-        help="tagger (default rules: no model)",
+        help="tagger (default rules: no model; labels: AudioSet classes from the corpus metadata, no captions)",
     )  # fmt: skip
     parser.add_argument(
         "--keep-suspect", action="store_true", help="tag captions linted as suspect too"
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="rules: 0 = in this process, no Ray"
+        "--workers", type=int, default=None, help="rules, labels: 0 = in this process, no Ray"
     )
     parser.add_argument(
         "--prompt-version", type=int, default=default(TagSpec, "prompt_version"),
@@ -185,6 +201,8 @@ def run(spec: TagSpec, store: Store) -> TagResult:
         raise StageError(
             "--prompt-file and --no-chat-template are for the vllm and openai backends"
         )
+    if spec.backend == "labels":
+        return run_labels(spec, store)
     captions = (
         latest_complete(store, "captions", spec.corpus)
         if spec.captions == "latest"
@@ -226,4 +244,38 @@ def run(spec: TagSpec, store: Store) -> TagResult:
         stats = run_with_model(spec, sampling(spec, structured=spec.structured), model_stage,
                                sources, out, meta)  # fmt: skip
     return TagResult(fingerprint=fp, uri=out, captions=captions, stats=stats,
+                     summary=summary_line("tags", fp, stats, out))  # fmt: skip
+
+
+def run_labels(spec: TagSpec, store: Store) -> TagResult:
+    """The `labels` backend: AudioSet classes of each pretraining clip from the corpus shards.
+
+    Raises:
+        StageError: (code 2) options for captions or models, or no such corpus.
+    """
+    if spec.captions != default(TagSpec, "captions") or spec.keep_suspect:
+        raise StageError(
+            "--backend labels reads the corpus, not captions: drop --captions and --keep-suspect"
+        )
+    if spec.prompt_file or not spec.chat_template:
+        raise StageError(
+            "--prompt-file and --no-chat-template are for the vllm and openai backends"
+        )
+    try:
+        shards = list_shards(store.uri("corpora", spec.corpus))
+    except FileNotFoundError as exc:
+        raise StageError(f"{exc}; run jobs/ingest.py first") from exc
+    corpus = store.read_json("corpora", spec.corpus, "corpus.json")
+    inputs = spec.inputs(corpus["fingerprint"])
+    fp = content_address(inputs)
+    out = store.uri("tags", spec.corpus, fp)
+    if store.is_complete("tags", spec.corpus, fp):
+        return TagResult(fingerprint=fp, uri=out, captions="",
+                         summary=f"{out} is complete (fingerprint {fp}); nothing to do")  # fmt: skip
+    print(f"labelling {len(shards)} shard(s) of {spec.corpus} with AudioSet classes -> {out}", file=sys.stderr)  # fmt: skip
+    meta = {"fingerprint": fp, "fingerprint_inputs": inputs, "uts_version": __version__,
+            "versions": versions(), "command": command(SCRIPT, store, spec)}  # fmt: skip
+    stats = run_stage(shards, out, labels_tags_table, columns=LABEL_COLUMNS,
+                      mapper=mapper_for(spec.workers), meta=meta)  # fmt: skip
+    return TagResult(fingerprint=fp, uri=out, captions="", stats=stats,
                      summary=summary_line("tags", fp, stats, out))  # fmt: skip
