@@ -14,6 +14,7 @@ appended when another depth than the output is read, see EncoderSource.with_laye
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -107,10 +108,33 @@ def checkpoint_source(uri: str, label: str | None = None) -> EncoderSource:
 
 
 def random_init_source(config: Any) -> EncoderSource:
-    """The untrained encoder a run with `config` starts from (same architecture and seed)."""
+    """The untrained encoder a run with `config` starts from (same architecture and seed). Its
+    space hashes the preset, overrides and seed and the encoder's initial weights, so that a
+    store's cached random-init embeddings are not reused once the architecture or its
+    initialisation changes."""
     body = json.dumps([config.encoder, config.encoder_overrides, config.seed], sort_keys=True)
-    space = f"random-init-{config.encoder}-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
+    digest = hashlib.sha256(body.encode())
+    digest.update(_initial_weights_digest(body).encode())
+    space = f"random-init-{config.encoder}-{digest.hexdigest()[:12]}"
     return EncoderSource("random-init", space, "random-init", config=config)
+
+
+@functools.lru_cache(maxsize=8)
+def _initial_weights_digest(body: str) -> str:
+    """SHA-256 of the names, shapes and values of a Zipformer's weights as built from the preset,
+    overrides and seed in `body` (a few ms for xs, about a second for m)."""
+    import torch
+
+    from uts.models.zipformer import Zipformer, preset
+
+    name, overrides, seed = json.loads(body)
+    torch.manual_seed(seed)
+    state = Zipformer(preset(name, **overrides)).state_dict()
+    digest = hashlib.sha256()
+    for key, tensor in state.items():
+        digest.update(f"{key}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().float().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def logmel_source() -> EncoderSource:
