@@ -29,6 +29,7 @@ from stages.llm import (
 )
 from uts import __version__
 from uts.data import list_shards
+from uts.llm.acoustic import ACOUSTIC_COLUMNS, ACOUSTIC_VERSION, acoustic_captions
 from uts.llm.backends import CORPUS_COLUMNS, caption_spec, corpus_captions
 from uts.llm.parse import PARSER_VERSION
 from uts.llm.stage import run_stage, versions
@@ -41,20 +42,23 @@ SCRIPT = "jobs/caption.py"
 
 @dataclass(frozen=True, kw_only=True)
 class CaptionSpec(LLMStageSpec):
-    """One captioning of a corpus: `corpus` (the clips' existing text, no model), `vllm` (the
-    audio LLM on this cluster's GPUs, audio only) or `openai` (an OpenAI-compatible endpoint)."""
+    """One captioning of a corpus: `corpus` (the clips' existing text, no model), `acoustic`
+    (a description of what is measured in the audio, no model), `vllm` (the audio LLM on this
+    cluster's GPUs, audio only) or `openai` (an OpenAI-compatible endpoint)."""
 
     stage: ClassVar[str] = "caption"
-    backends: ClassVar[tuple[str, ...]] = ("corpus", "vllm", "openai")
+    backends: ClassVar[tuple[str, ...]] = ("corpus", "acoustic", "vllm", "openai")
 
-    backend: str = "corpus"  # corpus | vllm | openai
+    backend: str = "corpus"  # corpus | acoustic | vllm | openai
     max_tokens: int = 1024  # generation limit in tokens; hitting it marks the row
 
     def inputs(self, corpus_fingerprint: str) -> dict[str, Any]:
         """Everything that changes the captions: their fingerprint is a hash of this."""
         inputs: dict[str, Any] = {"stage": "caption", "backend": self.backend, "corpus_fingerprint": corpus_fingerprint,
                                   "lint_version": PARSER_VERSION}  # fmt: skip
-        if self.backend != "corpus":
+        if self.backend == "acoustic":  # no model: the measurements and wording are the settings
+            inputs["acoustic_version"] = ACOUSTIC_VERSION
+        elif self.backend != "corpus":
             inputs |= {"model": model_id(self), "revision": self.revision,
                        "prompt": "(audio only, no text prompt)", "sampling": sampling(self).as_dict(),
                        "limit": self.limit}  # fmt: skip
@@ -80,10 +84,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", required=True, help="corpus name under <store>/corpora")
     parser.add_argument(
         "--backend", choices=CaptionSpec.backends, default=default(CaptionSpec, "backend"),
-        help="captioner (default corpus: the clips' existing text)",
+        help="captioner (default corpus: the clips' existing text; acoustic: measured from the audio)",
     )  # fmt: skip
     parser.add_argument(
-        "--workers", type=int, default=None, help="corpus: 0 = in this process, no Ray"
+        "--workers", type=int, default=None, help="corpus, acoustic: 0 = in this process, no Ray"
     )
     add_model_args(parser, CaptionSpec)
 
@@ -119,6 +123,11 @@ def run(spec: CaptionSpec, store: Store) -> CaptionResult:
     if spec.backend == "corpus":
         stats = run_stage(
             shards, out, corpus_captions, columns=CORPUS_COLUMNS, mapper=mapper_for(spec.workers),
+            meta=meta,
+        )  # fmt: skip
+    elif spec.backend == "acoustic":
+        stats = run_stage(
+            shards, out, acoustic_captions, columns=ACOUSTIC_COLUMNS, mapper=mapper_for(spec.workers),
             meta=meta,
         )  # fmt: skip
     else:

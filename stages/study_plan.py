@@ -92,16 +92,20 @@ def flags_of(name: str, value: Any) -> list[str]:
 
 def caption_spec(s: Settings) -> tuple[caption.CaptionSpec, list[str], list[str]]:
     """The captioning spec, its extra flags (as given) and the fields the study sets after them."""
-    extra = [*(s.preset.caption_args if s.captioner != "corpus" else ()), *s.caption_args]
-    after = {"workers": 0} if s.captioner == "corpus" and s.source == "smoke" else {}
+    model_free = s.captioner in ("corpus", "acoustic")  # the preset's flags are for model backends
+    extra = [*(s.preset.caption_args if not model_free else ()), *s.caption_args]
+    after = {"workers": 0} if model_free and s.source == "smoke" else {}
     spec = parsed(caption, "--caption-args", extra, {"corpus": s.corpus, "backend": s.captioner}, ["corpus"])  # fmt: skip
     return dataclasses.replace(spec, **after), extra, list(after)
 
 
 def tag_spec(s: Settings, captions: str) -> tuple[tag.TagSpec, list[str], list[str]]:
-    extra = [*(s.preset.tag_args if s.tagger != "rules" else ()), *s.tag_args]
-    after = {"workers": 0} if s.tagger == "rules" and s.source == "smoke" else {}
+    model_free = s.tagger in ("rules", "labels")  # the preset's flags are for model backends
+    extra = [*(s.preset.tag_args if not model_free else ()), *s.tag_args]
+    after = {"workers": 0} if model_free and s.source == "smoke" else {}
     values = {"corpus": s.corpus, "captions": captions, "backend": s.tagger}
+    if s.tagger == "labels":  # reads the corpus's metadata, no captions
+        del values["captions"]
     spec = parsed(tag, "--tag-args", extra, values, ["corpus"])
     return dataclasses.replace(spec, **after), extra, list(after)
 

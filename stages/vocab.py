@@ -13,6 +13,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from uts.tags import (
 from uts.tags.build import build_vocabulary, input_fingerprint, write_vocabulary
 from uts.tags.counting import print_progress
 from uts.tags.normalize import normalize_tag
+from uts.tags.paper import paper_overlap_lines
 
 __all__ = ["SCRIPT", "VocabResult", "VocabSpec", "add_arguments", "run", "spec_from_args"]
 
@@ -164,12 +166,13 @@ def _build(spec: VocabSpec, store: Store) -> VocabResult:
         name=spec.name,
         uri=uri,
         vocab_fingerprint=str(vocab_fp) if vocab_fp is not None else None,
-        summary=_summary(result.meta, uri, time.monotonic() - started),
+        summary=_summary(result.meta, uri, time.monotonic() - started, result.vocab.tags),
     )
 
 
-def _summary(meta: dict[str, Any], uri: str, seconds: float) -> str:
-    """N, distinct tags, size kept, and per cut-off K the clips left without a tag."""
+def _summary(meta: dict[str, Any], uri: str, seconds: float, tags: Sequence[str]) -> str:
+    """N, distinct tags, size kept, per cut-off K the clips left without a tag, and the overlap
+    with the paper's top-100/1k (the top-100's shared tags listed)."""
     lines = [
         f"vocabulary {meta['name']}: N={meta['n_clips']:,} clips ({meta['n_skipped_status']:,} rows left out: "
         f"status not ok), {meta['n_distinct_tags']:,} distinct tags, kept {meta['size']:,}"
@@ -181,6 +184,8 @@ def _summary(meta: dict[str, Any], uri: str, seconds: float) -> str:
         lines.append(
             f"  K={int(k):>5,}: {row['clips_without_tag']:,} clips keep no tag; coverage {coverage}"
         )
+    overlap = paper_overlap_lines(tags, listed=60)
+    lines += [f"  {line}" for line in overlap[1:]]
     lines.append(f"wrote {uri} (vocab.parquet, vocab.json, report.md, 2 plots) in {seconds:.1f} s")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from uts.tags.build import STANDARD_K, VocabBuild
+from uts.tags.paper import paper_overlap_lines
 
 __all__ = ["write_report"]
 
@@ -130,6 +131,8 @@ def _markdown(build: VocabBuild) -> str:
     ]
     for i in range(min(_TOP, vocab.k)):
         lines.append(f"| {i + 1} | {vocab.tags[i]} | {vocab.df[i]:,} | {vocab.score[i]:.2f} |")
+    lines += ["", "## Overlap with the paper's vocabulary", ""]
+    lines += paper_overlap_lines(vocab.tags, listed=None)
     lines += ["", "## Inputs", ""]
     lines += [
         f"- `{s['uri']}`: {s['rows']:,} rows, sha256 `{s['sha256'][:16]}`" for s in meta["sources"]
