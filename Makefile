@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/vocab.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/llm_stage.py
+	$(BIN)/python benchmarks/acoustic.py
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/pretrain.py
 	$(BIN)/python benchmarks/serve.py

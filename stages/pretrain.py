@@ -9,6 +9,7 @@ default (corpus demo, no vocabulary named) it runs stages.plan's demo plan first
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -37,9 +38,11 @@ __all__ = [
     "PretrainSpec",
     "add_arguments",
     "changed_inputs",
+    "demo_comparison",
     "prepare",
     "read_tags",
     "report_probe",
+    "report_probes",
     "run",
     "spec_from_args",
 ]
@@ -184,9 +187,21 @@ def run(spec: PretrainSpec, store: Store) -> PretrainResult:
         results = run_plan(
             store, demo_plan(store, cache=spec.cache, vocab_name=spec.vocab_name, train=spec)
         )
-        trained: PretrainResult = results[-1]
-        return trained
+        uts_run, labels_run = (r for r in results if isinstance(r, PretrainResult))
+        lines = [uts_run.summary, labels_run.summary]
+        if spec.probe is not False:
+            lines.append(demo_comparison(store, uts_run, labels_run))
+        return dataclasses.replace(uts_run, summary="\n".join(line for line in lines if line))
     return _train(spec, store, config)
+
+
+def demo_comparison(store: Store, uts_run: PretrainResult, labels_run: PretrainResult) -> str:
+    """The embedded default's table: log-mel, random-init, MTC on the UTS tags and MTC on the
+    AudioSet labels (same recipe), per task, per domain and the mean, with a legend."""
+    runs = [(r.checkpoint, r.run) for r in (uts_run, labels_run) if r.checkpoint]
+    legend = (f"{uts_run.run}: MTC on the UTS tags of the acoustic captions (vocabulary demo-uts); "
+              f"{labels_run.run}: the same recipe on the clips' AudioSet labels (demo-audioset).")  # fmt: skip
+    return report_probes(store, runs) + "\n\n" + legend
 
 
 def _train(spec: PretrainSpec, store: Store, config: PretrainConfig) -> PretrainResult:
@@ -255,18 +270,37 @@ def changed_inputs(store: Store, name: str, lineage: dict[str, Any]) -> str | No
 
 
 def report_probe(store: Store, checkpoint: str, name: str) -> str:
-    """The probe table of a checkpoint (the paper's linear protocol, beside the log-mel and
-    random-init baselines): read back when this checkpoint's results are stored, else evaluated
-    now by the evaluate stage. Its errors are printed, not raised: the run itself is done."""
-    from stages import evaluate
-    from uts.probe.embeddings import checkpoint_source
+    """The probe table of one checkpoint (see report_probes)."""
+    return report_probes(store, [(checkpoint, name)])
+
+
+def report_probes(store: Store, runs: list[tuple[str, str]]) -> str:
+    """One probe table of checkpoints [(uri, run name)] (the paper's linear protocol, beside the
+    log-mel and random-init baselines): each read back when its results are stored, else
+    evaluated now by the evaluate stage. Errors are printed, not raised: the runs themselves are
+    done."""
     from uts.probe.report import comparison_table
 
+    rows: dict[str, Any] = {}
+    for checkpoint, name in runs:
+        summary = _probe_summary(store, checkpoint, name)
+        if isinstance(summary, str):
+            return summary
+        rows = {**summary["baselines"], **rows, name: summary["results"]}
+    return comparison_table(rows)
+
+
+def _probe_summary(store: Store, checkpoint: str, name: str) -> dict[str, Any] | str:
+    """The evaluate stage's summary.json of a checkpoint (evaluated now when missing), or the line
+    that says why there is none."""
+    from stages import evaluate
+    from uts.probe.embeddings import checkpoint_source
+
     parts = ("evals", name, evaluate.results_folder(PROBE_PROTOCOL))
-    if store.is_complete(*parts):
-        summary = store.read_json(*parts, "summary.json")
-        if summary.get("space") == checkpoint_source(checkpoint).space:
-            return comparison_table({**summary["baselines"], name: summary["results"]})
+    space = checkpoint_source(checkpoint).space
+    if store.is_complete(*parts) and store.read_json(*parts, "summary.json").get("space") == space:
+        summary: dict[str, Any] = store.read_json(*parts, "summary.json")
+        return summary
     if not store.local or not any(Path(store.path("tasks")).glob("*/task.json")):
         return "(no probe tasks in the store: run jobs/tasks.py, then jobs/evaluate.py)"
     spec = evaluate.EvaluateSpec(checkpoint=checkpoint, name=name, protocol=PROBE_PROTOCOL)
@@ -278,9 +312,10 @@ def report_probe(store: Store, checkpoint: str, name: str) -> str:
     except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return failed
-    if result.exit_code != 0:
+    if result.exit_code != 0 or not store.is_complete(*parts):
         return "\n".join(line for line in (result.summary, failed) if line)
-    return result.summary
+    summary = store.read_json(*parts, "summary.json")
+    return summary
 
 
 def prepare(spec: PretrainSpec, store: Store, config: PretrainConfig) -> Prepared:

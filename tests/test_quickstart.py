@@ -36,8 +36,8 @@ def test_quickstart_is_two_commands_and_ci_runs_the_test_one() -> None:
 @pytest.mark.slow
 def test_make_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     """The README's main command, for real: Debian packages (cached in .uts-cache/), the demo
-    corpus, its probe tasks, captions, tags, vocabulary, the demo pretraining run and its probe
-    table; then a rerun that finds everything done."""
+    corpus, its probe tasks, acoustic captions, rules tags, vocabulary, the AudioSet labels and
+    theirs, both pretraining runs and one probe table; then a rerun that finds everything done."""
     store = tmp_path / "store"
     # Use this interpreter's environment and skip the set-up step (the test run already has it).
     make = ["make", "-C", str(ROOT), "-o", ".venv/.installed", f"BIN={Path(sys.executable).parent}"]
@@ -64,6 +64,11 @@ def test_make_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     )
     assert probe["checkpoint"].rstrip("/").endswith(checkpoint.name)
     assert "| random-init |" in first.stdout and "| demo-mtc-k300 |" in first.stdout
+    # The paper's comparison: the same recipe on the clips' AudioSet labels, in the same table.
+    labels = load_vocab(str(store / "vocab" / "demo-audioset"))
+    labels_run = f"demo-labels-mtc-k{min(300, len(labels))}"
+    assert (store / "evals" / labels_run / "logistic" / "summary.json").exists()
+    assert f"| {labels_run} |" in first.stdout
     again = subprocess.run([*make, "demo", f"STORE={store}"], capture_output=True, text=True)
     assert again.returncode == 0 and "is complete at step 300" in again.stdout, again.stdout[-2000:]
-    assert "| demo-mtc-k300 |" in again.stdout
+    assert "| demo-mtc-k300 |" in again.stdout and f"| {labels_run} |" in again.stdout

@@ -104,18 +104,49 @@ def test_prepare_loads_the_vocabulary_once_at_k(tagged: Store) -> None:
 
 def demo_store(root: Path, *, tags_fp: str, vocab_from: str | None) -> Store:
     """A store holding complete demo tags `tags_fp` and, when `vocab_from` is given, a complete
-    vocabulary demo-uts counted from the tags folder of that fingerprint."""
-    tags = root / "tags" / "demo" / tags_fp
-    tags.mkdir(parents=True)
-    (tags / "stage.json").write_text("{}")
-    (tags / "_SUCCESS").write_text("")
-    if vocab_from is not None:
-        vocab = root / "vocab" / "demo-uts"
+    vocabulary demo-uts counted from the tags folder of that fingerprint; and a complete
+    demo-audioset of 40 labels counted from the labels folder `llll`."""
+    for fp in (tags_fp, "llll"):
+        tags = root / "tags" / "demo" / fp
+        tags.mkdir(parents=True, exist_ok=True)
+        (tags / "stage.json").write_text("{}")
+        (tags / "_SUCCESS").write_text("")
+    for name, source_fp in (("demo-uts", vocab_from), ("demo-audioset", "llll")):
+        if source_fp is None:
+            continue
+        vocab = root / "vocab" / name
         vocab.mkdir(parents=True)
-        source = {"uri": str(root / "tags" / "demo" / vocab_from / "part-00000.parquet")}
-        (vocab / "vocab.json").write_text(json.dumps({"sources": [source]}))
+        source = {"uri": str(root / "tags" / "demo" / source_fp / "part-00000.parquet")}
+        (vocab / "vocab.json").write_text(json.dumps({"sources": [source], "size": 40}))
         (vocab / "_SUCCESS").write_text("")
     return Store(str(root))
+
+
+# What the fake stages' results carry: the folder fingerprints the next step names.
+FOLDERS = {("caption", "acoustic"): "cccc", ("tag", "rules"): "aaaa", ("tag", "labels"): "llll"}
+
+
+def result_for(spec: Any, summary: str) -> Any:
+    if isinstance(spec, PretrainSpec):
+        name = spec.name or "demo-mtc-k300"
+        return pretrain.PretrainResult(run=name, checkpoint=None, summary=f"{summary} {name}")
+    key = (getattr(spec, "stage", ""), getattr(spec, "backend", ""))
+    return SimpleNamespace(
+        summary=summary, exit_code=0, spec=spec, fingerprint=FOLDERS.get(key, "")
+    )
+
+
+def drive(store: Store, **kwargs: Any) -> list[Any]:
+    """The demo plan's specs, each step answered as a run would (result_for)."""
+    steps = plan.demo_plan(store, cache="C", vocab_name="demo-uts", **kwargs)
+    specs, sent = [], None
+    while True:
+        try:
+            spec = steps.send(sent)
+        except StopIteration:
+            return specs
+        specs.append(spec)
+        sent = result_for(spec, "done")
 
 
 @pytest.mark.parametrize(
@@ -123,21 +154,35 @@ def demo_store(root: Path, *, tags_fp: str, vocab_from: str | None) -> Store:
     [(None, False, False), ("aaaa", False, True), ("bbbb", True, False)],
     ids=["missing", "same-tags", "other-tags"],
 )
-def test_the_vocabulary_follows_the_newest_tags(
+def test_every_step_names_the_folder_the_step_before_left(
     tmp_path: Path, vocab_from: str | None, overwrite: bool, skipped: bool
 ) -> None:
     store = demo_store(tmp_path, tags_fp="aaaa", vocab_from=vocab_from)
-    specs = list(plan.demo_plan(store, cache="C", vocab_name="demo-uts"))
-    assert [type(s).__name__ for s in specs] == ["IngestSpec", "TasksSpec", "CaptionSpec", "TagSpec",
-                                                 "VocabSpec", "PretrainSpec"]  # fmt: skip
+    specs = drive(store)
+    assert [type(s).__name__ for s in specs] == ["IngestSpec", "TasksSpec", "TagSpec", "VocabSpec", "CaptionSpec",
+                                                 "TagSpec", "VocabSpec", "PretrainSpec", "PretrainSpec"]  # fmt: skip
     assert specs[0] == IngestSpec(corpus="demo", source="demo", cache="C")
-    assert (specs[2].backend, specs[3].backend) == ("corpus", "rules")
-    vocab = specs[4]
+    labels, labels_vocab, captions, tags, vocab = specs[2:7]
+    assert (labels.backend, captions.backend, tags.backend) == ("labels", "acoustic", "rules")
+    assert tags.captions == "cccc"  # the acoustic captions' folder, not the newest
+    assert labels_vocab.tags == (store.uri("tags", "demo", "llll"),)
+    assert labels_vocab.name == "demo-audioset" and plan._counted(store, labels_vocab)
     assert isinstance(vocab, VocabSpec)
     assert vocab.tags == (store.uri("tags", "demo", "aaaa"),) and vocab.name == "demo-uts"
     assert vocab.overwrite is overwrite
     assert plan._counted(store, vocab) is skipped
-    assert specs[5] == PretrainSpec(cache="C", vocab="demo-uts")  # trains at once when run
+    # Both trainings at once when run, each on its own tags; the labels at K = its 40 labels.
+    assert specs[7] == PretrainSpec(cache="C", vocab="demo-uts", tags="aaaa", probe=False)
+    assert specs[8] == PretrainSpec(cache="C", vocab="demo-audioset", tags="llll", k=40, probe=False,
+                                    name="demo-labels-mtc-k40")  # fmt: skip
+
+
+def test_without_the_labels_baseline_the_plan_trains_once(tmp_path: Path) -> None:
+    store = demo_store(tmp_path, tags_fp="aaaa", vocab_from="aaaa")
+    specs = drive(store, labels_vocab=None, train=PretrainSpec(cache="C", objective="par"))
+    assert [type(s).__name__ for s in specs] == ["IngestSpec", "TasksSpec", "CaptionSpec", "TagSpec",
+                                                 "VocabSpec", "PretrainSpec"]  # fmt: skip
+    assert specs[-1] == PretrainSpec(cache="C", objective="par", vocab="demo-uts", tags="aaaa")
 
 
 def fake_stage(script: str, log: list[str], *, fail: str | None = None, code: int = 0) -> Any:
@@ -145,7 +190,10 @@ def fake_stage(script: str, log: list[str], *, fail: str | None = None, code: in
         log.append(script)
         if fail:
             raise StageError(fail, 2)
-        return SimpleNamespace(summary=f"{script} done", exit_code=code, spec=spec)
+        result = result_for(spec, f"{script} done")
+        if code:
+            result.exit_code = code
+        return result
 
     return SimpleNamespace(SCRIPT=script, run=run)
 
@@ -162,24 +210,37 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return log
 
 
-def test_the_main_job_runs_the_plan_and_returns_the_training(
-    tmp_path: Path, fakes: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_main_job_runs_the_plan_and_trains_both_supervisions(
+    tmp_path: Path, fakes: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
     store = demo_store(tmp_path, tags_fp="aaaa", vocab_from="aaaa")
+    compared = []
+    monkeypatch.setattr(
+        pretrain, "demo_comparison", lambda store, *runs: compared.append(runs) or "TABLE"
+    )
     result = pretrain.run(PretrainSpec(cache="C", max_steps=600), store)
-    # The vocabulary was counted from these tags: skipped, not announced.
-    assert fakes == ["jobs/ingest.py", "jobs/tasks.py", "jobs/caption.py", "jobs/tag.py", "jobs/pretrain.py"]  # fmt: skip
-    assert result.spec == PretrainSpec(cache="C", max_steps=600, vocab="demo-uts")
-    out, err = capsys.readouterr()
-    assert out.split() == ["jobs/ingest.py", "done", "jobs/tasks.py", "done", "jobs/caption.py", "done",
-                           "jobs/tag.py", "done"]  # fmt: skip
-    announced = [line for line in err.splitlines() if line.startswith("[embedded default]")]
-    assert announced == [
-        f"[embedded default] ingest: --store {store.root_uri} --corpus demo --source demo --cache C",
-        f"[embedded default] tasks: --store {store.root_uri}",
-        f"[embedded default] caption: --store {store.root_uri} --corpus demo",
-        f"[embedded default] tag: --store {store.root_uri} --corpus demo",
+    # Both vocabularies were counted from these tags: skipped, not announced.
+    assert fakes == ["jobs/ingest.py", "jobs/tasks.py", "jobs/tag.py", "jobs/caption.py", "jobs/tag.py",
+                     "jobs/pretrain.py", "jobs/pretrain.py"]  # fmt: skip
+    assert result.run == "demo-mtc-k300"
+    assert result.summary.splitlines() == ["jobs/pretrain.py done demo-mtc-k300",
+                                           "jobs/pretrain.py done demo-labels-mtc-k40", "TABLE"]  # fmt: skip
+    assert [[r.run for r in runs] for runs in compared] == [
+        ["demo-mtc-k300", "demo-labels-mtc-k40"]
     ]
+    out, err = capsys.readouterr()
+    assert out.split() == ["jobs/ingest.py", "done", "jobs/tasks.py", "done", "jobs/tag.py", "done",
+                           "jobs/caption.py", "done", "jobs/tag.py", "done"]  # fmt: skip
+    announced = [line for line in err.splitlines() if line.startswith("[embedded default]")]
+    root = store.root_uri
+    assert announced == [
+        f"[embedded default] ingest: --store {root} --corpus demo --source demo --cache C",
+        f"[embedded default] tasks: --store {root}",
+        f"[embedded default] tag: --store {root} --corpus demo --backend labels",
+        f"[embedded default] caption: --store {root} --corpus demo --backend acoustic",
+        f"[embedded default] tag: --store {root} --corpus demo --captions cccc",
+    ]
+    assert pretrain.run(PretrainSpec(cache="C", probe=False), store).summary.count("TABLE") == 0
 
 
 def test_a_failed_step_stops_the_plan(
@@ -201,7 +262,7 @@ def test_a_failed_step_stops_the_plan(
         raised.value.code == 1 and str(raised.value) == "the embedded default's caption step failed"
     )
     assert "error: no corpus" in capsys.readouterr().err
-    assert fakes == ["jobs/ingest.py", "jobs/tasks.py", "jobs/caption.py"]
+    assert fakes == ["jobs/ingest.py", "jobs/tasks.py", "jobs/tag.py", "jobs/caption.py"]
     fakes.clear()
     monkeypatch.setitem(plan.STAGES, TasksSpec, fake_stage("jobs/tasks.py", fakes, code=1))
     with pytest.raises(StageError, match="tasks step failed"):
@@ -214,7 +275,7 @@ def test_vocabulary_from_other_tags_is_rebuilt_with_overwrite(
 ) -> None:
     store = demo_store(tmp_path, tags_fp="aaaa", vocab_from="bbbb")
     plan.make_demo_inputs(store, vocab_name="demo-uts", cache="C")
-    assert fakes[-1] == "jobs/build_vocab.py"
+    assert fakes == ["jobs/ingest.py", "jobs/tasks.py", "jobs/caption.py", "jobs/tag.py", "jobs/build_vocab.py"]  # fmt: skip
     tags = store.uri("tags", "demo", "aaaa")
     assert (
         f"[embedded default] build_vocab: --store {store.root_uri} --tags {tags} --name demo-uts --overwrite"
