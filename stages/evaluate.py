@@ -150,9 +150,13 @@ def results_folder(protocol: str, layers: str = "final") -> str:
 def evaluate_source(
     store: Store, source: EncoderSource, tasks: Sequence[TaskSpec], *, protocol: str,
     seeds: int | None, bank: WaveBank, cache: bool = True, engine: str = "local",
+    reuse: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:  # fmt: skip
     """Results per task and the embeddings used (clip -> (D,)), extracting or reading cached
-    embeddings; a progress line per task on stderr."""
+    embeddings; a progress line per task on stderr. With `reuse` (the baselines beside a
+    checkpoint: every run's evaluation probes the same ones), a task's result is stored under
+    its embedding space, keyed by protocol, seeds and the task's definition, and read back next
+    time instead of fitting again; its embeddings are then not returned."""
     loaded: list[Any] = []  # the model, loaded on the first cache miss only
 
     def embedder(waves: Sequence[Any]) -> np.ndarray:
@@ -170,17 +174,30 @@ def evaluate_source(
     results, used = {}, {}
     for task in tasks:
         started = time.monotonic()
-        features, hit = task_embeddings(
-            store, task, source, cache=cache, embedder=embedder, compute=compute, audio=bank
+        stored = (
+            "embeddings",
+            source.space,
+            f"result-{task.name}-{protocol}-{seeds}-{task.definition_fingerprint()}",
         )
-        result = evaluate_task(task, features, protocol=protocol, seeds=seeds)
-        result.update(encoder=source.label, space=source.space, embeddings_cached=hit)
-        results[task.name] = result
-        used.update(features)
+        if reuse and cache and store.is_complete(*stored):  # the same vectors, task and fits
+            results[task.name] = result = store.read_json(*stored, "result.json")
+            how, count = "result reused", len(task.clips())
+        else:
+            features, hit = task_embeddings(
+                store, task, source, cache=cache, embedder=embedder, compute=compute, audio=bank
+            )
+            result = evaluate_task(task, features, protocol=protocol, seeds=seeds)
+            result.update(encoder=source.label, space=source.space, embeddings_cached=hit)
+            results[task.name] = result
+            used.update(features)
+            how, count = ("cached" if hit else "extracted"), len(features)
+            if reuse and cache:
+                with store.staging() as staged:
+                    (staged / "result.json").write_text(json.dumps(result), "utf-8")
+                    store.publish(staged, *stored, overwrite=True)
         print(f"  {source.label:<24} {task.name:<26} {result['metric']:<9} "
               f"{result['score']['mean']:.3f} +- {result['score']['std']:.3f}  "
-              f"({len(features):,} clips, {'cached' if hit else 'extracted'}, {time.monotonic() - started:.1f} s)",
-              file=sys.stderr)  # fmt: skip
+              f"({count:,} clips, {how}, {time.monotonic() - started:.1f} s)", file=sys.stderr)  # fmt: skip
     return results, used
 
 
@@ -265,9 +282,9 @@ def run(spec: EvaluateSpec, store: Store) -> EvaluateResult:
         for task in tasks:
             bank.want(task)
 
-        def scored(encoder: EncoderSource) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:  # fmt: skip
+        def scored(encoder: EncoderSource, reuse: bool = False) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:  # fmt: skip
             return evaluate_source(store, encoder, tasks, protocol=spec.protocol, seeds=spec.seeds,
-                                   bank=bank, cache=spec.cache, engine=spec.engine)  # fmt: skip
+                                   bank=bank, cache=spec.cache, engine=spec.engine, reuse=reuse)  # fmt: skip
 
         results, used = scored(source)
         rows: dict[str, Any] = {}
@@ -276,7 +293,7 @@ def run(spec: EvaluateSpec, store: Store) -> EvaluateResult:
                 logmel_source(),
                 random_init_source(source.config).with_layers(spec.layers),
             ):
-                rows[baseline.label] = scored(baseline)[0]
+                rows[baseline.label] = scored(baseline, reuse=True)[0]
         extra = heldout_metrics(store, source, spec.heldout) if source.kind == "checkpoint" else {}
     except (KeyError, ValueError, FileNotFoundError) as exc:
         raise StageError(str(exc), 1) from exc

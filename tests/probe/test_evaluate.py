@@ -117,6 +117,16 @@ def test_checkpoint_beside_both_baselines_and_leak_refused(
         summary["baselines"]["random-init"]["vggsound"],
     )
     assert ours["score"] == random_init["score"]
+    # A second run's evaluation (another results name) reads the baselines' results back instead of
+    # fitting again: the same numbers; another protocol fits anew.
+    capsys.readouterr()
+    assert evaluate.main([*argv, "--name", "fake2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("result reused") == 2, err  # log-mel and random-init on the one task
+    again = json.loads((store / "evals" / "fake2" / "knn" / "summary.json").read_text())
+    assert again["baselines"] == summary["baselines"]
+    assert evaluate.main([*argv[:-4], "--protocol", "logistic", "--name", "fake3"]) == 0
+    assert "result reused" not in capsys.readouterr().err
     # A task over clips the run trained on (corpus c's pretrain partition) is refused.
     clips = sorted(p.name for p in (store / "corpora").iterdir())
     assert clips == ["c"]

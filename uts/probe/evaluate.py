@@ -77,6 +77,12 @@ class TaskSpec:
         body = json.dumps([self.meta.get("audio", {}), self.clips()], sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
+    def definition_fingerprint(self) -> str:
+        """Names everything a probe result depends on besides the embeddings and the protocol:
+        metadata, label vocabulary and every seeded split with its labels."""
+        body = json.dumps([self.meta, self.vocabulary, self.splits], sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
 
 def load_task(folder: Path) -> TaskSpec:
     """Read a task folder (task.json, labelvocabulary.csv, split<seed>/*.json).
