@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from uts.tags import load_vocab
+from uts.train.config import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
+
+STEPS = PRESETS["demo"]["max_steps"]  # the demo run's length
 
 
 def quickstart_commands() -> list[str]:
@@ -51,7 +54,7 @@ def test_make_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     vocab = load_vocab(str(store / "vocab" / "demo-uts"))
     assert vocab.n_clips > 300 and len(vocab) >= 300
     (checkpoint,) = [p for p in (store / "runs" / "demo-mtc-k300").glob("checkpoint_*")
-                     if p.is_dir() and json.loads((p / "state.json").read_text())["step"] == 300]  # fmt: skip
+                     if p.is_dir() and json.loads((p / "state.json").read_text())["step"] == STEPS]  # fmt: skip
     lineage = json.loads((checkpoint / "lineage.json").read_text())
     assert (
         lineage["corpus"]["fingerprint"] == corpus["fingerprint"] and lineage["vocab"]["k"] == 300
@@ -70,5 +73,7 @@ def test_make_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     assert (store / "evals" / labels_run / "logistic" / "summary.json").exists()
     assert f"| {labels_run} |" in first.stdout
     again = subprocess.run([*make, "demo", f"STORE={store}"], capture_output=True, text=True)
-    assert again.returncode == 0 and "is complete at step 300" in again.stdout, again.stdout[-2000:]
+    assert again.returncode == 0 and f"is complete at step {STEPS}" in again.stdout, again.stdout[
+        -2000:
+    ]
     assert "| demo-mtc-k300 |" in again.stdout and f"| {labels_run} |" in again.stdout

@@ -97,13 +97,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # validation every 1000 steps (valid_interval), a checkpoint every 4 validations (save_every_n).
     "m": {"encoder": "m", "clipping_scale": 2.0, "validate_every": 1000, "checkpoint_every": 4000},
     "demo": {
-        "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 5e-4, "warmup_steps": 30, "lr_steps": 400,
-        "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 300, "checkpoint_every": 100, "validate_every": 100,
+        "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 2.5e-4, "warmup_steps": 30, "lr_steps": 400,
+        "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 150, "checkpoint_every": 50, "validate_every": 50,
         "val_fraction": 0.05, "log_every": 20, "num_workers": 2, "use_gpu": False, "precision": "fp32", "cache_features": True,
         "data_workers": 2, "decoder_dim": 64, "decoder_layers": 2, "decoder_heads": 2,
-        # 300 steps pass the encoder's 4,000-batch warm-up (layer drop 0.5 -> its final rates)
+        # 150 steps pass the encoder's 4,000-batch warm-up (layer drop 0.5 -> its final rates)
         # as a long run's first 4,000 do.
-        "batch_count_scale": 4000 / 300,
+        "batch_count_scale": 4000 / 150,
     },
     "smoke": {
         "encoder": "xs", "k": 50, "optimizer": "adamw", "lr": 3e-3, "warmup_steps": 2, "lr_steps": 50,
