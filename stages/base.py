@@ -15,10 +15,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["StageError", "content_address", "spec_argv"]
+if TYPE_CHECKING:
+    from uts.store import Store
+
+__all__ = ["CorpusTarget", "StageError", "content_address", "corpus_target", "spec_argv"]
 
 
 class StageError(Exception):
@@ -69,3 +72,36 @@ def spec_argv(spec: Any) -> list[str]:
         elif value is not None:
             argv += [flag, str(value)]
     return argv
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusTarget:
+    """A stage that reads a corpus's shards: what it reads and where its output goes."""
+
+    shards: list[str]  # the corpus's shard URIs
+    inputs: dict[str, Any]  # everything that changes the output (hashed into the fingerprint)
+    fingerprint: str
+    uri: str  # <store>/<kind>/<corpus>/<fingerprint>
+    complete: bool  # the output folder is already published
+
+
+def corpus_target(
+    store: Store, kind: str, corpus: str, inputs_for: Callable[[str], dict[str, Any]]
+) -> CorpusTarget:
+    """The shards of `corpus` and the output folder of a stage whose inputs are
+    `inputs_for(corpus fingerprint)`.
+
+    Raises:
+        StageError: (code 2) no such corpus; the message says to ingest it first.
+    """
+    from uts.data import list_shards
+
+    try:
+        shards = list_shards(store.uri("corpora", corpus))
+    except FileNotFoundError as exc:
+        raise StageError(f"{exc}; run jobs/ingest.py first") from exc
+    inputs = inputs_for(store.read_json("corpora", corpus, "corpus.json")["fingerprint"])
+    fp = content_address(inputs)
+    return CorpusTarget(
+        shards, inputs, fp, store.uri(kind, corpus, fp), store.is_complete(kind, corpus, fp)
+    )

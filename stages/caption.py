@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cluster.parallel import mapper_for
-from stages.base import StageError, content_address
+from stages.base import content_address, corpus_target
 from stages.llm import (
     LLMStageSpec,
     add_model_args,
@@ -28,7 +28,6 @@ from stages.llm import (
     summary_line,
 )
 from uts import __version__
-from uts.data import list_shards
 from uts.llm.acoustic import ACOUSTIC_COLUMNS, ACOUSTIC_VERSION, acoustic_captions
 from uts.llm.backends import CORPUS_COLUMNS, caption_spec, corpus_captions
 from uts.llm.parse import PARSER_VERSION
@@ -103,15 +102,9 @@ def run(spec: CaptionSpec, store: Store) -> CaptionResult:
         StageError: (code 2) bad model settings, no such corpus, or an unusable endpoint.
     """
     check(spec)
-    try:
-        shards = list_shards(store.uri("corpora", spec.corpus))
-    except FileNotFoundError as exc:
-        raise StageError(f"{exc}; run jobs/ingest.py first") from exc
-    corpus = store.read_json("corpora", spec.corpus, "corpus.json")
-    inputs = spec.inputs(corpus["fingerprint"])
-    fp = content_address(inputs)
-    out = store.uri("captions", spec.corpus, fp)
-    if store.is_complete("captions", spec.corpus, fp):
+    target = corpus_target(store, "captions", spec.corpus, spec.inputs)
+    shards, inputs, fp, out = target.shards, target.inputs, target.fingerprint, target.uri
+    if target.complete:
         done = f"{out} is complete (fingerprint {fp}); nothing to do"
         return CaptionResult(fingerprint=fp, uri=out, summary=done)
     print(

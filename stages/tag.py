@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cluster.parallel import mapper_for
-from stages.base import StageError, content_address
+from stages.base import StageError, content_address, corpus_target
 from stages.llm import (
     LLMStageSpec,
     add_model_args,
@@ -31,7 +31,6 @@ from stages.llm import (
     summary_line,
 )
 from uts import __version__
-from uts.data import list_shards
 from uts.llm.backends import rules_tags_table, tag_spec
 from uts.llm.parse import PARSER_VERSION
 from uts.llm.prompts import Prompt, load_prompt, prompt_from_file
@@ -261,15 +260,9 @@ def run_labels(spec: TagSpec, store: Store) -> TagResult:
         raise StageError(
             "--prompt-file and --no-chat-template are for the vllm and openai backends"
         )
-    try:
-        shards = list_shards(store.uri("corpora", spec.corpus))
-    except FileNotFoundError as exc:
-        raise StageError(f"{exc}; run jobs/ingest.py first") from exc
-    corpus = store.read_json("corpora", spec.corpus, "corpus.json")
-    inputs = spec.inputs(corpus["fingerprint"])
-    fp = content_address(inputs)
-    out = store.uri("tags", spec.corpus, fp)
-    if store.is_complete("tags", spec.corpus, fp):
+    target = corpus_target(store, "tags", spec.corpus, spec.inputs)
+    shards, inputs, fp, out = target.shards, target.inputs, target.fingerprint, target.uri
+    if target.complete:
         return TagResult(fingerprint=fp, uri=out, captions="",
                          summary=f"{out} is complete (fingerprint {fp}); nothing to do")  # fmt: skip
     print(f"labelling {len(shards)} shard(s) of {spec.corpus} with AudioSet classes -> {out}", file=sys.stderr)  # fmt: skip
