@@ -33,7 +33,8 @@ def test_study_smoke_as_a_ray_job_and_its_resume(
     store = tmp_path / "store"
     command = ["python", "jobs/study.py", "--preset", "smoke", "--store", str(store),
                "--cache", str(tmp_path / "cache" / "demo")]  # fmt: skip
-    status, logs = submit_job(address, env, [*command, "--parallel", "2"])
+    # Five trainings and evaluations on 2 shared cores: ~5-7 minutes; the limit only guards a hang.
+    status, logs = submit_job(address, env, [*command, "--parallel", "2"], timeout_s=900)
     assert status == "SUCCEEDED", logs[-4000:]
     assert "pretraining 5 runs, 2 at a time" in logs
     record = json.loads((store / "studies" / "smoke" / "study.json").read_text())
