@@ -183,9 +183,13 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, Any]:
     tokens = encoder_frames(model, batch)
     step = step_fn(model, batch, config, precision, args.device)
     reset_peak(args.device)
+    # The FLOPs are counted on the first step, from the same seed for every precision: the
+    # Zipformer's balancers and whitening act on random steps (and whitening's rate follows what
+    # it measured), so later steps differ by a few tenths of a percent between runs.
+    torch.manual_seed(config.seed)
+    flops = count_flops(step)
     for _ in range(args.warmup):
         step()
-    flops = count_flops(step)
     times, skipped = [], 0
     for _ in range(args.steps):
         start = time.perf_counter()
