@@ -174,12 +174,12 @@ def evaluate_source(
     results, used = {}, {}
     for task in tasks:
         started = time.monotonic()
-        stored = (
-            "embeddings",
-            source.space,
-            f"result-{task.name}-{protocol}-{seeds}-{task.definition_fingerprint()}",
-        )
-        if reuse and cache and store.is_complete(*stored):  # the same vectors, task and fits
+        stored = (  # where a baseline's result on this task is kept (reuse only)
+            ("embeddings", source.space, f"result-{task.name}-{protocol}-{seeds}-{task.definition_fingerprint()}")
+            if reuse and cache
+            else None
+        )  # fmt: skip
+        if stored and store.is_complete(*stored):  # the same vectors, task and fits
             results[task.name] = result = store.read_json(*stored, "result.json")
             how, count = "result reused", len(task.clips())
         else:
@@ -191,7 +191,7 @@ def evaluate_source(
             results[task.name] = result
             used.update(features)
             how, count = ("cached" if hit else "extracted"), len(features)
-            if reuse and cache:
+            if stored:
                 with store.staging() as staged:
                     (staged / "result.json").write_text(json.dumps(result), "utf-8")
                     store.publish(staged, *stored, overwrite=True)

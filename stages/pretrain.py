@@ -297,10 +297,10 @@ def _probe_summary(store: Store, checkpoint: str, name: str) -> dict[str, Any] |
     from uts.probe.embeddings import checkpoint_source
 
     parts = ("evals", name, evaluate.results_folder(PROBE_PROTOCOL))
-    space = checkpoint_source(checkpoint).space
-    if store.is_complete(*parts) and store.read_json(*parts, "summary.json").get("space") == space:
+    if store.is_complete(*parts):
         summary: dict[str, Any] = store.read_json(*parts, "summary.json")
-        return summary
+        if summary.get("space") == checkpoint_source(checkpoint).space:
+            return summary
     if not store.local or not any(Path(store.path("tasks")).glob("*/task.json")):
         return "(no probe tasks in the store: run jobs/tasks.py, then jobs/evaluate.py)"
     spec = evaluate.EvaluateSpec(checkpoint=checkpoint, name=name, protocol=PROBE_PROTOCOL)
