@@ -29,9 +29,9 @@ class Preset:
 
 
 PRESETS = {
-    "demo": Preset(corpus="demo", source="demo", captioner="corpus", tagger="rules", train="demo", k=None,
+    "demo": Preset(corpus="demo", source="demo", captioner="acoustic", tagger="rules", train="demo", k=None,
                    max_k=3000, protocol="logistic", seeds=None, local_text=True,
-                   notes="real recordings from Debian packages, templated or transcribed text, rules tags"),
+                   notes="real recordings from Debian packages, acoustic captions with their text, rules tags"),
     "smoke": Preset(corpus="smoke", source="smoke", captioner="corpus", tagger="rules", train="smoke", k=8,
                     max_k=100, protocol="logistic", seeds=1, local_text=True,
                     notes="synthetic tones captioned with one of six sounds; checks the plumbing, not science"),
