@@ -200,7 +200,9 @@ def demo_comparison(store: Store, uts_run: PretrainResult, labels_run: PretrainR
     AudioSet labels (same recipe), per task, per domain and the mean, with a legend."""
     runs = [(r.checkpoint, r.run) for r in (uts_run, labels_run) if r.checkpoint]
     legend = (f"{uts_run.run}: MTC on the UTS tags of the acoustic captions (vocabulary demo-uts); "
-              f"{labels_run.run}: the same recipe on the clips' AudioSet labels (demo-audioset).")  # fmt: skip
+              f"{labels_run.run}: the same recipe on the clips' AudioSet labels (demo-audioset). "
+              "One run each: training on CPU workers is not bit-reproducible, and two runs of this "
+              "recipe differ by up to 0.02 on the mean (README, 'The paper's comparison').")  # fmt: skip
     return report_probes(store, runs) + "\n\n" + legend
 
 
