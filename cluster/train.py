@@ -86,6 +86,10 @@ def fit(config: PretrainConfig, *, datasets: dict[str, Any], storage: str, name:
             ),
         ),
         datasets=datasets,
-        dataset_config=ray.train.DataConfig(datasets_to_split="all"),
+        # reproducible: the train set goes whole to every rank, which takes its own share
+        # (cluster.train_data.epoch_share); Ray Train splits only the listed datasets.
+        dataset_config=ray.train.DataConfig(
+            datasets_to_split=["val"] if config.reproducible else "all"
+        ),
     )
     return trainer.fit()

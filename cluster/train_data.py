@@ -16,7 +16,15 @@ from uts.tags import Vocabulary
 from uts.train.batching import is_validation
 from uts.train.config import PretrainConfig
 
-__all__ = ["CORPUS_COLUMNS", "Featurize", "examples", "make_datasets", "read_unit", "read_units"]
+__all__ = [
+    "CORPUS_COLUMNS",
+    "Featurize",
+    "epoch_share",
+    "examples",
+    "make_datasets",
+    "read_unit",
+    "read_units",
+]
 
 CORPUS_COLUMNS = ["clip_id", "audio", "duration_s", "partition"]
 
@@ -137,7 +145,7 @@ def make_datasets(
         # (features are recomputed each epoch while the GPUs train).
         if config.cache_features:
             ds = ds.materialize()
-            ds = _shuffled(ds) if split == "train" else ds
+            ds = _shuffled(ds) if split == "train" and not config.reproducible else ds
         out[split] = ds
     return out
 
@@ -150,6 +158,20 @@ def _shuffled(ds: Any) -> Any:
     and each rank shuffles its clips further within duration buckets. Unseeded: Ray Data's row
     order is not reproducible anyway (tasks finish in parallel, in varying order)."""
     return ds.randomize_block_order()
+
+
+def epoch_share(
+    rows: list[dict[str, Any]], *, rank: int, world: int, seed: int
+) -> list[dict[str, Any]]:
+    """This rank's clips of one epoch when every rank reads the whole train set (reproducible
+    order): all clips in clip-id order, shuffled by `seed` (the same on every rank), every
+    `world`-th from `rank`. The ranks' shares are disjoint, cover every clip, and differ by at
+    most one clip; the arrival order of Ray Data's blocks plays no part."""
+    import random
+
+    ordered = sorted(rows, key=lambda r: r["clip_id"])
+    random.Random(seed).shuffle(ordered)
+    return ordered[rank::world]
 
 
 def examples(shard: Any) -> Iterator[dict[str, Any]]:

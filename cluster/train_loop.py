@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from cluster.collective import Collective
-from cluster.train_data import examples
+from cluster.train_data import epoch_share, examples
 from uts.train import checkpoint as checkpoints
 from uts.train.config import PretrainConfig, resolve_precision
 from uts.train.memory import peak_mb
@@ -134,7 +134,7 @@ class _Worker:
         if payload.get("preload"):  # benchmark reference: one epoch in memory, cycled, no data work
             import itertools
 
-            self.batches = itertools.cycle(list(self._epoch_batches(seed=0)))
+            self.batches = itertools.cycle(list(self._epoch_batches(epoch=0)))
         self.window = _Window()  # since the last log line
         self.span = _Window(start=self.window.start)  # since the last checkpoint
 
@@ -147,14 +147,19 @@ class _Worker:
         if self.scaler is not None and training["scaler"] is not None:
             self.scaler.load_state_dict(training["scaler"])
 
-    def _epoch_batches(self, seed: int) -> Iterator[list[dict[str, Any]]]:
-        """The train shard's examples in duration-bounded groups (100 frames per second)."""
+    def _epoch_batches(self, epoch: int) -> Iterator[list[dict[str, Any]]]:
+        """The train shard's examples of `epoch` in duration-bounded groups (100 frames per
+        second), shuffled within duration buckets by this rank's (seed, rank, epoch) seed."""
         from uts.train.batching import duration_batches
 
         config = self.config
-        return duration_batches(examples(self.train_shard), lambda e: e["frames"] / 100,
+        clips: Iterable[dict[str, Any]] = examples(self.train_shard)
+        if config.reproducible:  # the whole train set: this rank's share of one seeded shuffle
+            shared = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
+            clips = epoch_share(list(clips), rank=self.rank, world=self.world, seed=shared)
+        return duration_batches(clips, lambda e: e["frames"] / 100,
                                 max_seconds=config.per_worker_seconds(), window=config.bucket_window,
-                                seed=seed)  # fmt: skip
+                                seed=_seed(config.seed, self.rank, epoch))  # fmt: skip
 
     def next_group(self) -> list[dict[str, Any]] | None:
         """The next group of examples, or None when any rank's epoch ran out (then every rank
@@ -162,7 +167,7 @@ class _Worker:
         if self.batches is None:
             self.scheduler.set_epoch(self.state["epoch"])
             epoch = self.state["epoch"]
-            self.batches = self._epoch_batches(seed=_seed(self.config.seed, self.rank, epoch))
+            self.batches = self._epoch_batches(epoch)
         waited = time.perf_counter()
         group = next(self.batches, None)
         wait = time.perf_counter() - waited

@@ -71,6 +71,8 @@ class PretrainSpec:
     precision: str | None = None  # auto|fp32|bf16|fp16 (None: the preset's)
     max_steps: int | None = None  # optimiser steps the run reaches
     lr: float | None = None  # peak learning rate
+    # The same data order on every run (the preset's: off); needs a preset that caches features.
+    reproducible: bool | None = field(default=None, metadata={"off": "--no-reproducible"})
     batch_seconds: float | None = None  # audio seconds per step, all workers, padding included
     tokenizer: str | None = None  # ar/par/multitask tokenizer (hub id or local path)
     text_model: str | None = None  # contrastive text tower (hub id or local path)
@@ -94,7 +96,7 @@ class PretrainSpec:
         return preset(self.preset, k=self.k, objective=self.objective, lam=self.lam, num_workers=self.num_workers,
                       use_gpu=self.use_gpu, max_steps=self.max_steps, batch_seconds=self.batch_seconds,
                       lr=self.lr, tokenizer=self.tokenizer, text_model=self.text_model,
-                      precision=self.precision)  # fmt: skip
+                      precision=self.precision, reproducible=self.reproducible)  # fmt: skip
 
     def run_name(self, config: PretrainConfig) -> str:
         """The run's name: `name`, or <corpus>-<objective>-k<K> when none is given."""
@@ -149,6 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "is CPU autocast (default: the preset's, auto for m, fp32 for demo and smoke)")  # fmt: skip
     add("--max-steps", type=int, default=_D.max_steps, help="training steps")
     add("--lr", type=float, default=_D.lr, help="peak learning rate (preset's default)")
+    add("--reproducible", action=argparse.BooleanOptionalAction, default=_D.reproducible,
+        help="the same data order on every run: each rank takes its share of one seeded shuffle "
+             "of the whole featurised train set (needs a preset that caches features: demo, smoke)")  # fmt: skip
     add("--batch-seconds", type=float, default=_D.batch_seconds,
         help="audio seconds per step across all workers, padding included")  # fmt: skip
     add("--tokenizer", default=_D.tokenizer, help="ar/par/multitask tokenizer (id or path)")

@@ -54,3 +54,25 @@ def test_rank_and_count_seeds_are_distinct_and_stable() -> None:
     assert len(set(seeds.values())) == len(seeds)
     assert _seed(0, 3, 7) == seeds[(3, 7)]  # the same inputs, the same seed (resume is exact)
     assert _seed(1, 3, 7) != seeds[(3, 7)]
+
+
+def test_epoch_shares_are_disjoint_cover_every_clip_and_ignore_arrival_order() -> None:
+    from cluster.train_data import epoch_share
+
+    rows = [{"clip_id": f"clip{i:03d}", "frames": i} for i in range(101)]
+    shares = [epoch_share(rows, rank=r, world=3, seed=7) for r in range(3)]
+    ids = [[row["clip_id"] for row in share] for share in shares]
+    assert sorted(i for share in ids for i in share) == [r["clip_id"] for r in rows]  # each once
+    assert sorted(len(share) for share in ids) == [33, 34, 34]
+    arrived = list(reversed(rows[50:])) + rows[:50]  # blocks in another order
+    assert [row["clip_id"] for row in epoch_share(arrived, rank=1, world=3, seed=7)] == ids[1]
+    assert [row["clip_id"] for row in epoch_share(rows, rank=1, world=3, seed=8)] != ids[1]
+    assert ids[0] != sorted(ids[0])  # shuffled, not clip-id ranges (buckets mix the corpus)
+
+
+def test_reproducible_needs_cached_features() -> None:
+    from uts.train.config import PretrainConfig, preset
+
+    assert preset("smoke", reproducible=True).reproducible
+    with pytest.raises(ValueError, match="cache_features"):
+        PretrainConfig(reproducible=True)

@@ -57,6 +57,10 @@ class PretrainConfig:
     cache_features: bool = (
         False  # small corpora: compute features once, keep them in the object store
     )
+    # Reproducible data order (needs cache_features): every rank reads the whole featurised train
+    # set each epoch and takes its share of one seeded shuffle by clip id, instead of the blocks
+    # Ray Data's streaming split hands out in arrival order. Two runs then see the same batches.
+    reproducible: bool = False
     data_workers: int | None = (
         None  # featurising actors at most (None: as many as the cluster has CPUs)
     )
@@ -82,6 +86,9 @@ class PretrainConfig:
             )
         if self.clipping_scale is not None and self.optimizer != "scaled_adam":
             raise ValueError(f"clipping_scale is ScaledAdam's; optimizer is {self.optimizer!r}")
+        if self.reproducible and not self.cache_features:
+            raise ValueError("reproducible needs cache_features: every rank reads the whole "
+                             "featurised train set each epoch")  # fmt: skip
         if self.batch_count_scale <= 0:
             raise ValueError(f"batch_count_scale must be positive, got {self.batch_count_scale}")
 
@@ -99,7 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 2.5e-4, "warmup_steps": 30, "lr_steps": 400,
         "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 150, "checkpoint_every": 50, "validate_every": 50,
-        "val_fraction": 0.05, "log_every": 20, "num_workers": 2, "use_gpu": False, "precision": "fp32", "cache_features": True,
+        "val_fraction": 0.05, "log_every": 20, "num_workers": 2, "use_gpu": False, "precision": "fp32", "cache_features": True, "reproducible": True,
         "data_workers": 2, "decoder_dim": 64, "decoder_layers": 2, "decoder_heads": 2,
         # 150 steps pass the encoder's 4,000-batch warm-up (layer drop 0.5 -> its final rates)
         # as a long run's first 4,000 do.
