@@ -155,8 +155,8 @@ class _Worker:
         config = self.config
         clips: Iterable[dict[str, Any]] = examples(self.train_shard)
         if config.reproducible:  # the whole train set: this rank's share of one seeded shuffle
-            shared = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
-            clips = epoch_share(list(clips), rank=self.rank, world=self.world, seed=shared)
+            clips = epoch_share(list(clips), rank=self.rank, world=self.world,
+                                seed=_seed(config.seed, epoch))  # fmt: skip
         return duration_batches(clips, lambda e: e["frames"] / 100,
                                 max_seconds=config.per_worker_seconds(), window=config.bucket_window,
                                 seed=_seed(config.seed, self.rank, epoch))  # fmt: skip
@@ -327,10 +327,11 @@ def _build(config: PretrainConfig, rank: int, world: int, gather: Any,
     return model, optimizer, scheduler
 
 
-def _seed(base: int, rank: int, count: int) -> int:
-    """A seed of its own for each (base seed, rank, epoch or step): ranks draw differently, and
-    a count never reuses another's stream."""
-    return int(np.random.SeedSequence([base, rank, count]).generate_state(1)[0])
+def _seed(*parts: int) -> int:
+    """A seed of its own for each tuple of parts: (base seed, rank, epoch or step) gives each rank
+    its own draws and never reuses another count's stream; (base seed, epoch) is shared by all
+    ranks (the reproducible order's shuffle)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 # The autocast dtype of each resolved precision (None: no autocast).
