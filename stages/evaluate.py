@@ -164,7 +164,22 @@ def evaluate_source(
             loaded.append(source.embedder())
         return np.asarray(loaded[0](waves))
 
-    compute = None
+    # (corpus, clip) -> embedding: a clip of several tasks (the demo's sound_attributes holds every
+    # clip of the others) is embedded once per source; an embedding does not depend on its batch.
+    memo: dict[tuple[str, str], np.ndarray] = {}
+
+    def local(task: TaskSpec, clips: list[str]) -> tuple[list[str], np.ndarray]:
+        corpus = (task.meta.get("audio") or {}).get("corpus")
+        if corpus is None:  # a task's own audio folder: its clip keys are paths of that folder
+            ids, waves = bank(task, clips)
+            return ids, embedder(waves)
+        todo = [c for c in clips if (corpus, c) not in memo]
+        if todo:
+            ids, waves = bank(task, todo)
+            memo.update(zip([(corpus, c) for c in ids], embedder(waves), strict=True))
+        return list(clips), np.stack([memo[corpus, c] for c in clips])
+
+    compute = local
     if engine == "ray" and source.kind != "logmel":
         from cluster.evaluate import ray_embeddings  # Ray only when asked for
 
@@ -183,9 +198,7 @@ def evaluate_source(
             results[task.name] = result = store.read_json(*stored, "result.json")
             how, count = "result reused", len(task.clips())
         else:
-            features, hit = task_embeddings(
-                store, task, source, cache=cache, embedder=embedder, compute=compute, audio=bank
-            )
+            features, hit = task_embeddings(store, task, source, cache=cache, compute=compute)
             result = evaluate_task(task, features, protocol=protocol, seeds=seeds)
             result.update(encoder=source.label, space=source.space, embeddings_cached=hit)
             results[task.name] = result

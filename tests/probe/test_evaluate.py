@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -236,3 +237,44 @@ def test_results_of_another_encoder_are_not_merged(store: Path) -> None:
     )
     summary = json.loads((store / "evals" / "shared" / "knn" / "summary.json").read_text())
     assert set(summary["results"]) == {"crema_d"} and summary["kind"] == "random-init"
+
+
+def test_a_clip_shared_by_tasks_is_embedded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tasks on one corpus share clips (the demo's sound_attributes holds every clip of the
+    others): one evaluation embeds each clip once per encoder, and the vectors are those a task
+    extracted alone would get."""
+    from stages.evaluate import evaluate_source
+    from stages.fixtures import make_tagged_store
+    from uts.data import iter_clip_batches
+    from uts.probe.embeddings import EncoderSource, WaveBank, random_init_source, task_embeddings
+    from uts.store import Store
+
+    root = make_tagged_store(tmp_path, clips=12)
+    ids = sorted(i for b in iter_clip_batches(str(root / "corpora" / "c"), columns=["clip_id"])
+                 for i in b.column(0).to_pylist())  # fmt: skip
+    for name, clips in (("all", ids), ("half", ids[::2]), ("third", ids[1::3])):
+        task = Task(name=name, prediction_type="multiclass", metric="accuracy",
+                    labels={c: (str(n % 2),) for n, c in enumerate(clips)},
+                    groups={c: c for c in clips}, audio={"corpus": "c"}, domain="environment")  # fmt: skip
+        write_task(task, root / "tasks" / name, seeds=(0,))
+    tasks = [load_task(root / "tasks" / n) for n in ("half", "third", "all")]
+    source = random_init_source(preset("smoke"))
+    embedded: list[int] = []
+    plain = EncoderSource.embedder
+
+    def counting(self: EncoderSource) -> Any:
+        inner = plain(self)
+        return lambda waves: embedded.append(len(waves)) or inner(waves)
+
+    monkeypatch.setattr(EncoderSource, "embedder", counting)
+    store = Store(str(root))
+    results, used = evaluate_source(store, source, tasks, protocol="knn", seeds=1,
+                                    bank=WaveBank(store), cache=False)  # fmt: skip
+    assert sum(embedded) == len(ids) == 12 and sorted(results) == ["all", "half", "third"]
+    for task in tasks:  # each task alone, without the shared clips
+        alone, hit = task_embeddings(store, task, source, cache=False)
+        assert not hit
+        for clip, vector in alone.items():
+            np.testing.assert_allclose(used[clip], vector, rtol=1e-5, atol=1e-5)
