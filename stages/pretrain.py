@@ -71,6 +71,7 @@ class PretrainSpec:
     precision: str | None = None  # auto|fp32|bf16|fp16 (None: the preset's)
     max_steps: int | None = None  # optimiser steps the run reaches
     lr: float | None = None  # peak learning rate
+    seed: int | None = None  # weights' initialisation and data order (None: the preset's, 0)
     # The same data order on every run (the preset's: off); needs a preset that caches features.
     reproducible: bool | None = field(default=None, metadata={"off": "--no-reproducible"})
     batch_seconds: float | None = None  # audio seconds per step, all workers, padding included
@@ -96,7 +97,7 @@ class PretrainSpec:
         return preset(self.preset, k=self.k, objective=self.objective, lam=self.lam, num_workers=self.num_workers,
                       use_gpu=self.use_gpu, max_steps=self.max_steps, batch_seconds=self.batch_seconds,
                       lr=self.lr, tokenizer=self.tokenizer, text_model=self.text_model,
-                      precision=self.precision, reproducible=self.reproducible)  # fmt: skip
+                      precision=self.precision, reproducible=self.reproducible, seed=self.seed)  # fmt: skip
 
     def run_name(self, config: PretrainConfig) -> str:
         """The run's name: `name`, or <corpus>-<objective>-k<K> when none is given."""
@@ -151,6 +152,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "is CPU autocast (default: the preset's, auto for m, fp32 for demo and smoke)")  # fmt: skip
     add("--max-steps", type=int, default=_D.max_steps, help="training steps")
     add("--lr", type=float, default=_D.lr, help="peak learning rate (preset's default)")
+    add("--seed", type=int, default=_D.seed,
+        help="seeds the initial weights and the data order; the probe's random-init baseline is "
+             "the same seed's untrained encoder (default 0)")  # fmt: skip
     add("--reproducible", action=argparse.BooleanOptionalAction, default=_D.reproducible,
         help="the same data order on every run: each rank takes its share of one seeded shuffle "
              "of the whole featurised train set (needs a preset that caches features: demo, smoke)")  # fmt: skip

@@ -23,7 +23,7 @@ from uts.store import Store
 
 # The flags of jobs/pretrain.py before the stage existed (argparse dests, --store aside).
 JOB_FLAGS = ["preset", "corpus", "tags", "vocab", "k", "objective", "lam", "num_workers", "use_gpu",
-             "accelerator_type", "precision", "max_steps", "lr", "reproducible", "batch_seconds", "tokenizer", "text_model", "name",
+             "accelerator_type", "precision", "max_steps", "lr", "seed", "reproducible", "batch_seconds", "tokenizer", "text_model", "name",
              "init_from", "cache", "probe"]  # fmt: skip
 
 
@@ -40,13 +40,14 @@ def test_spec_fields_are_the_job_flags_and_round_trip() -> None:
     assert dests == JOB_FLAGS
     assert parse([]) == PretrainSpec()  # every default None-means-preset stays None
     argv = ["--preset", "smoke", "--corpus", "c", "--vocab", "v", "--k", "6", "--objective", "multitask",
-            "--lam", "0.5", "--use-gpu", "--max-steps", "18", "--name", "r1", "--no-probe", "--no-reproducible"]  # fmt: skip
+            "--lam", "0.5", "--use-gpu", "--max-steps", "18", "--name", "r1", "--no-probe", "--no-reproducible", "--seed", "2"]  # fmt: skip
     spec = parse(argv)
     assert spec.k == 6 and spec.lam == 0.5 and spec.use_gpu is True and spec.probe is False
     assert spec.reproducible is False and PretrainSpec().config().reproducible  # demo preset: on
     assert parse(spec_argv(spec)) == spec
     config = spec.config()
     assert (config.k, config.max_steps, config.objective, config.lam) == (6, 18, "multitask", 0.5)
+    assert config.seed == 2 and PretrainSpec().config().seed == 0
     assert PretrainSpec(corpus="c").run_name(PretrainSpec(corpus="c").config()) == "c-mtc-k300"
 
 
