@@ -108,7 +108,7 @@ def demo_plan(
         config = base.config()
         k = min(config.k, int(store.read_json("vocab", labels_vocab, "vocab.json")["size"]))
         yield dataclasses.replace(base, vocab=labels_vocab, tags=fps["labels"], k=k, probe=False,
-                                  name=f"{DEMO}-labels-{config.objective}-k{k}")  # fmt: skip
+                                  name=f"{DEMO}-labels-{config.objective}-k{k}{pretrain.seed_suffix(config)}")  # fmt: skip
 
 
 def make_demo_inputs(store: Store, *, vocab_name: str, cache: str) -> None:

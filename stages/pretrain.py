@@ -44,6 +44,7 @@ __all__ = [
     "report_probe",
     "report_probes",
     "run",
+    "seed_suffix",
     "spec_from_args",
 ]
 
@@ -100,8 +101,9 @@ class PretrainSpec:
                       precision=self.precision, reproducible=self.reproducible, seed=self.seed)  # fmt: skip
 
     def run_name(self, config: PretrainConfig) -> str:
-        """The run's name: `name`, or <corpus>-<objective>-k<K> when none is given."""
-        return self.name or f"{self.corpus}-{config.objective}-k{config.k}"
+        """The run's name: `name`, or <corpus>-<objective>-k<K> when none is given (-seed<N>
+        appended for a seed other than 0, so that another seed never resumes or reuses a run)."""
+        return self.name or f"{self.corpus}-{config.objective}-k{config.k}{seed_suffix(config)}"
 
     def command(self, store: Store) -> str:
         """The command line that runs this spec (recorded in the lineage)."""
@@ -129,6 +131,11 @@ class Prepared:
 
 
 _D = PretrainSpec()
+
+
+def seed_suffix(config: PretrainConfig) -> str:
+    """What a default run name carries for its seed: nothing for 0, else -seed<N>."""
+    return f"-seed{config.seed}" if config.seed else ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -49,6 +49,8 @@ def test_spec_fields_are_the_job_flags_and_round_trip() -> None:
     assert (config.k, config.max_steps, config.objective, config.lam) == (6, 18, "multitask", 0.5)
     assert config.seed == 2 and PretrainSpec().config().seed == 0
     assert PretrainSpec(corpus="c").run_name(PretrainSpec(corpus="c").config()) == "c-mtc-k300"
+    seeded = PretrainSpec(corpus="c", seed=2)  # another seed never resumes seed 0's run
+    assert seeded.run_name(seeded.config()) == "c-mtc-k300-seed2"
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +179,12 @@ def test_every_step_names_the_folder_the_step_before_left(
     assert specs[7] == PretrainSpec(cache="C", vocab="demo-uts", tags="aaaa", probe=False)
     assert specs[8] == PretrainSpec(cache="C", vocab="demo-audioset", tags="llll", k=40, probe=False,
                                     name="demo-labels-mtc-k40")  # fmt: skip
+    # Another seed trains both supervisions under names of its own, never seed 0's runs.
+    seeded = drive(store, train=PretrainSpec(cache="C", seed=1))[7:]
+    assert [s.run_name(s.config()) for s in seeded] == [
+        "demo-mtc-k300-seed1",
+        "demo-labels-mtc-k40-seed1",
+    ]
 
 
 def test_without_the_labels_baseline_the_plan_trains_once(tmp_path: Path) -> None:
