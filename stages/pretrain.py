@@ -38,7 +38,6 @@ __all__ = [
     "PretrainSpec",
     "add_arguments",
     "changed_inputs",
-    "demo_comparison",
     "prepare",
     "read_tags",
     "report_probe",
@@ -198,7 +197,7 @@ def run(spec: PretrainSpec, store: Store) -> PretrainResult:
     if spec.embedded_default:
         # The plan ends with this spec, its vocabulary named: run_plan trains it through the
         # branch below, once the inputs exist.
-        from stages.plan import demo_plan, run_plan
+        from stages.plan import demo_comparison, demo_plan, run_plan
 
         results = run_plan(
             store, demo_plan(store, cache=spec.cache, vocab_name=spec.vocab_name, train=spec)
@@ -209,17 +208,6 @@ def run(spec: PretrainSpec, store: Store) -> PretrainResult:
             lines.append(demo_comparison(store, uts_run, labels_run))
         return dataclasses.replace(uts_run, summary="\n".join(line for line in lines if line))
     return _train(spec, store, config)
-
-
-def demo_comparison(store: Store, uts_run: PretrainResult, labels_run: PretrainResult) -> str:
-    """The embedded default's table: log-mel, random-init, MTC on the UTS tags and MTC on the
-    AudioSet labels (same recipe), per task, per domain and the mean, with a legend."""
-    runs = [(r.checkpoint, r.run) for r in (uts_run, labels_run) if r.checkpoint]
-    legend = (f"{uts_run.run}: MTC on the UTS tags of the acoustic captions (vocabulary demo-uts); "
-              f"{labels_run.run}: the same recipe on the clips' AudioSet labels (demo-audioset). "
-              "One run each; before the demo's data order was made reproducible, runs of this recipe "
-              "scored UTS-MTC 0.447-0.465 on the mean (README, 'The paper's comparison').")  # fmt: skip
-    return report_probes(store, runs) + "\n\n" + legend
 
 
 def _train(spec: PretrainSpec, store: Store, config: PretrainConfig) -> PretrainResult:

@@ -226,7 +226,7 @@ def test_the_main_job_runs_the_plan_and_trains_both_supervisions(
     store = demo_store(tmp_path, tags_fp="aaaa", vocab_from="aaaa")
     compared = []
     monkeypatch.setattr(
-        pretrain, "demo_comparison", lambda store, *runs: compared.append(runs) or "TABLE"
+        plan, "demo_comparison", lambda store, *runs: compared.append(runs) or "TABLE"
     )
     result = pretrain.run(PretrainSpec(cache="C", max_steps=600), store)
     # Both vocabularies were counted from these tags: skipped, not announced.
