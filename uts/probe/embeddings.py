@@ -238,13 +238,10 @@ class EmbeddingCache:
 
 def task_embeddings(
     store: Store, task: TaskSpec, source: EncoderSource, *, cache: bool = True,
-    embedder: Callable[[Sequence[Wave]], Matrix] | None = None,
     compute: Callable[[TaskSpec, list[str]], tuple[list[str], Matrix]] | None = None,
-    audio: Callable[[TaskSpec, list[str]], tuple[list[str], list[Wave]]] | None = None,
 ) -> tuple[dict[str, Matrix], bool]:  # fmt: skip
-    """(clip id -> embedding, whether it came from the cache). `compute` replaces local extraction
-    (e.g. Ray Data on a cluster); `embedder` reuses a loaded model across tasks; `audio` replaces
-    `task_audio` (e.g. a WaveBank shared by several encoders)."""
+    """(clip id -> embedding, whether it came from the cache). `compute` replaces extracting here
+    (stages.evaluate: a model loaded once, shared audio and clips; or Ray Data on a cluster)."""
     store_cache = EmbeddingCache(store, source.space)
     if cache and (hit := store_cache.get(task)) is not None:
         return hit, True
@@ -252,8 +249,8 @@ def task_embeddings(
     if compute is not None:
         ids, matrix = compute(task, clips)
     else:
-        ids, waves = audio(task, clips) if audio is not None else task_audio(store, task, clips)
-        matrix = (embedder or source.embedder())(waves)
+        ids, waves = task_audio(store, task, clips)
+        matrix = source.embedder()(waves)
     if cache:
         store_cache.put(task, ids, matrix)
     return dict(zip(ids, matrix, strict=True)), False
