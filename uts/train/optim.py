@@ -284,23 +284,48 @@ def build_optimizer(
     lr: float | None = None,
     weight_decay: float = 0.01,
     clipping_scale: float | None = None,
+    head_lr_scale: float = 1.0,
     **schedule: Any,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """`scaled_adam` (default lr 0.045) with Eden, or `adamw` (default lr 1e-3) with Eden too.
     `clipping_scale` (scaled_adam only; icefall and Auden use 2.0) turns on adaptive clipping.
+    `head_lr_scale` (adamw only) multiplies the learning rate of every tag classifier (MTCHead) in a
+    parameter group of its own; at 1.0 there is one group, as before, so older checkpoints resume.
 
     Raises:
-        ValueError: an unknown optimiser name.
+        ValueError: an unknown optimiser name, or head_lr_scale other than 1 with scaled_adam.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "scaled_adam":
+        if head_lr_scale != 1.0:
+            raise ValueError("head_lr_scale is for adamw: ScaledAdam already sizes each update by "
+                             "its parameter's scale, and clips over one group")  # fmt: skip
         optimizer: torch.optim.Optimizer = ScaledAdam(
             params, lr=lr if lr is not None else 0.045, clipping_scale=clipping_scale
         )
     elif name == "adamw":
+        base = lr if lr is not None else 1e-3
         optimizer = torch.optim.AdamW(
-            params, lr=lr if lr is not None else 1e-3, weight_decay=weight_decay
+            _head_groups(model, params, base, head_lr_scale), lr=base, weight_decay=weight_decay
         )
     else:
         raise ValueError(f"unknown optimiser {name!r}; choose scaled_adam or adamw")
     return optimizer, Eden(optimizer, **schedule)
+
+
+def _head_groups(model: nn.Module, params: list[nn.Parameter], lr: float, head_lr_scale: float
+                 ) -> list[nn.Parameter] | list[dict[str, Any]]:  # fmt: skip
+    """`params` as they are (scale 1, or no MTC head in the model), or two groups: the MTC heads'
+    parameters at lr x scale, the rest at lr. Adam moves a weight by about lr per step whatever its gradient, so in a run of a
+    few hundred steps a randomly initialised linear head cannot travel far enough to fit its tags
+    (the demo preset, README "Where the embedded default stands")."""
+    if head_lr_scale == 1.0:
+        return params
+    from uts.models.heads import MTCHead
+
+    head = {id(p) for m in model.modules() if isinstance(m, MTCHead) for p in m.parameters()}
+    chosen = [p for p in params if id(p) in head]
+    if not chosen:  # contrastive, ar, par: no tag classifier, nothing to scale
+        return params
+    rest = [p for p in params if id(p) not in head]
+    return [{"params": rest, "lr": lr}, {"params": chosen, "lr": lr * head_lr_scale}]
