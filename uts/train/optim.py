@@ -316,9 +316,9 @@ def build_optimizer(
 def _head_groups(model: nn.Module, params: list[nn.Parameter], lr: float, head_lr_scale: float
                  ) -> list[nn.Parameter] | list[dict[str, Any]]:  # fmt: skip
     """`params` as they are (scale 1, or no MTC head in the model), or two groups: the MTC heads'
-    parameters at lr x scale, the rest at lr. Adam moves a weight by about lr per step whatever its gradient, so in a run of a
-    few hundred steps a randomly initialised linear head cannot travel far enough to fit its tags
-    (the demo preset, README "Where the embedded default stands")."""
+    parameters at lr x scale, the rest at lr. Adam moves a weight by about lr per step whatever
+    its gradient, so in a run of a few hundred steps a randomly initialised linear head cannot
+    travel far enough to fit its tags (the demo preset; README, the `head_lr_scale` paragraph)."""
     if head_lr_scale == 1.0:
         return params
     from uts.models.heads import MTCHead
