@@ -322,8 +322,9 @@ def _build(config: PretrainConfig, rank: int, world: int, gather: Any,
 
     model = build_model(config, rank=rank, world=world, gather=gather, tag_prior=tag_prior)
     optimizer, scheduler = build_optimizer(model, config.optimizer, lr=config.lr, clipping_scale=config.clipping_scale,
-                                           head_lr_scale=config.head_lr_scale, warmup_steps=config.warmup_steps,
-                                           lr_steps=config.lr_steps, lr_epochs=config.lr_epochs)  # fmt: skip
+                                           head_lr_scale=config.head_lr_scale, stem_lr_scale=config.stem_lr_scale,
+                                           warmup_steps=config.warmup_steps, lr_steps=config.lr_steps,
+                                           lr_epochs=config.lr_epochs)  # fmt: skip
     return model, optimizer, scheduler
 
 

@@ -285,47 +285,66 @@ def build_optimizer(
     weight_decay: float = 0.01,
     clipping_scale: float | None = None,
     head_lr_scale: float = 1.0,
+    stem_lr_scale: float = 1.0,
     **schedule: Any,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """`scaled_adam` (default lr 0.045) with Eden, or `adamw` (default lr 1e-3) with Eden too.
     `clipping_scale` (scaled_adam only; icefall and Auden use 2.0) turns on adaptive clipping.
-    `head_lr_scale` (adamw only) multiplies the learning rate of every tag classifier (MTCHead) in a
-    parameter group of its own; at 1.0 there is one group, as before, so older checkpoints resume.
+    `head_lr_scale` and `stem_lr_scale` (adamw only) multiply the learning rate of every tag
+    classifier (MTCHead), and of the encoder's convolutional stem, each in a parameter group of its
+    own; at 1.0 there is no such group (both 1: one group, as before, so older checkpoints resume).
 
     Raises:
-        ValueError: an unknown optimiser name, or head_lr_scale other than 1 with scaled_adam.
+        ValueError: an unknown optimiser name, or a scale other than 1 with scaled_adam.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "scaled_adam":
-        if head_lr_scale != 1.0:
-            raise ValueError("head_lr_scale is for adamw: ScaledAdam already sizes each update by "
-                             "its parameter's scale, and clips over one group")  # fmt: skip
+        if head_lr_scale != 1.0 or stem_lr_scale != 1.0:
+            raise ValueError("head_lr_scale and stem_lr_scale are for adamw: ScaledAdam already "
+                             "sizes each update by its parameter's scale, and clips over one "
+                             "group")  # fmt: skip
         optimizer: torch.optim.Optimizer = ScaledAdam(
             params, lr=lr if lr is not None else 0.045, clipping_scale=clipping_scale
         )
     elif name == "adamw":
         base = lr if lr is not None else 1e-3
         optimizer = torch.optim.AdamW(
-            _head_groups(model, params, base, head_lr_scale), lr=base, weight_decay=weight_decay
+            _scaled_groups(model, params, base, head=head_lr_scale, stem=stem_lr_scale),
+            lr=base,
+            weight_decay=weight_decay,
         )
     else:
         raise ValueError(f"unknown optimiser {name!r}; choose scaled_adam or adamw")
     return optimizer, Eden(optimizer, **schedule)
 
 
-def _head_groups(model: nn.Module, params: list[nn.Parameter], lr: float, head_lr_scale: float
-                 ) -> list[nn.Parameter] | list[dict[str, Any]]:  # fmt: skip
-    """`params` as they are (scale 1, or no MTC head in the model), or two groups: the MTC heads'
-    parameters at lr x scale, the rest at lr. Adam moves a weight by about lr per step whatever
-    its gradient, so in a run of a few hundred steps a randomly initialised linear head cannot
-    travel far enough to fit its tags (the demo preset; README, the `head_lr_scale` paragraph)."""
-    if head_lr_scale == 1.0:
-        return params
+def _scaled_groups(model: nn.Module, params: list[nn.Parameter], lr: float, *, head: float,
+                   stem: float) -> list[nn.Parameter] | list[dict[str, Any]]:  # fmt: skip
+    """`params` as they are (both scales 1), or groups: the rest at lr, then the MTC heads'
+    parameters at lr x head and the encoder stem's at lr x stem, each only where its scale is
+    not 1 and the model has such parameters (the group order is fixed, so a checkpoint's
+    optimiser state resumes into the same configuration).
+
+    Why (the demo preset; README, the optimiser paragraph): Adam moves a weight by about lr per
+    step whatever its gradient, so in a run of a few hundred steps a randomly initialised linear
+    head cannot travel far enough to fit its tags (head > 1); and the stem, the first map from
+    80 mel bands to 48 channels, is where a short run on tags that barely name pitch throws fine
+    frequency detail away (stem < 1)."""
     from uts.models.heads import MTCHead
 
-    head = {id(p) for m in model.modules() if isinstance(m, MTCHead) for p in m.parameters()}
-    chosen = [p for p in params if id(p) in head]
-    if not chosen:  # contrastive, ar, par: no tag classifier, nothing to scale
+    ids = {
+        "head": {id(p) for m in model.modules() if isinstance(m, MTCHead) for p in m.parameters()},
+        # the encoder's stem, whether the model is wrapped (DDP's "module.") or not
+        "stem": {id(p) for n, p in model.named_parameters() if f".{n}".find(".encoder.stem.") >= 0},
+    }
+    scales = {"head": head, "stem": stem}
+    groups: list[dict[str, Any]] = []
+    taken: set[int] = set()
+    for part, scale in scales.items():
+        chosen = [p for p in params if id(p) in ids[part]] if scale != 1.0 else []
+        if chosen:
+            groups.append({"params": chosen, "lr": lr * scale})
+            taken |= {id(p) for p in chosen}
+    if not groups:
         return params
-    rest = [p for p in params if id(p) not in head]
-    return [{"params": rest, "lr": lr}, {"params": chosen, "lr": lr * head_lr_scale}]
+    return [{"params": [p for p in params if id(p) not in taken], "lr": lr}, *groups]
