@@ -321,9 +321,9 @@ def build_optimizer(
 def _scaled_groups(model: nn.Module, params: list[nn.Parameter], lr: float, *, head: float,
                    stem: float) -> list[nn.Parameter] | list[dict[str, Any]]:  # fmt: skip
     """`params` as they are (both scales 1), or groups: the rest at lr, then the MTC heads'
-    parameters at lr x head and the encoder stem's at lr x stem, each only where its scale is
-    not 1 and the model has such parameters (the group order is fixed, so a checkpoint's
-    optimiser state resumes into the same configuration).
+    parameters at lr x head and the encoder stem's (zipformer.stem.Stem) at lr x stem, each only
+    where its scale is not 1 and the model has such a module (the group order is fixed, so a
+    checkpoint's optimiser state resumes into the same configuration).
 
     Why (the demo preset; README, the optimiser paragraph): Adam moves a weight by about lr per
     step whatever its gradient, so in a run of a few hundred steps a randomly initialised linear
@@ -331,20 +331,18 @@ def _scaled_groups(model: nn.Module, params: list[nn.Parameter], lr: float, *, h
     80 mel bands to 48 channels, is where a short run on tags that barely name pitch throws fine
     frequency detail away (stem < 1)."""
     from uts.models.heads import MTCHead
+    from uts.models.zipformer.stem import Stem
 
-    ids = {
-        "head": {id(p) for m in model.modules() if isinstance(m, MTCHead) for p in m.parameters()},
-        # the encoder's stem, whether the model is wrapped (DDP's "module.") or not
-        "stem": {id(p) for n, p in model.named_parameters() if f".{n}".find(".encoder.stem.") >= 0},
-    }
-    scales = {"head": head, "stem": stem}
     groups: list[dict[str, Any]] = []
     taken: set[int] = set()
-    for part, scale in scales.items():
-        chosen = [p for p in params if id(p) in ids[part]] if scale != 1.0 else []
+    for kind, scale in ((MTCHead, head), (Stem, stem)):
+        if scale == 1.0:
+            continue
+        ids = {id(p) for m in model.modules() if isinstance(m, kind) for p in m.parameters()}
+        chosen = [p for p in params if id(p) in ids]
         if chosen:
             groups.append({"params": chosen, "lr": lr * scale})
-            taken |= {id(p) for p in chosen}
-    if not groups:
+            taken |= ids
+    if not groups:  # both scales 1, or no such module (contrastive, ar, par have no tag head)
         return params
     return [{"params": [p for p in params if id(p) not in taken], "lr": lr}, *groups]
