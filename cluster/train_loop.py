@@ -37,10 +37,13 @@ import numpy as np
 import torch
 
 from cluster.collective import Collective
+from cluster.tensorboard import Writer
 from cluster.train_data import epoch_share, examples
 from uts.train import checkpoint as checkpoints
+from uts.train.averaging import WeightAverage
 from uts.train.config import PretrainConfig, resolve_precision
 from uts.train.memory import peak_mb
+from uts.train.optim import load_optimizer_state
 
 __all__ = ["train_loop"]
 
@@ -111,9 +114,11 @@ class _Worker:
         # device of the parameters it belongs to (loaded before the move, it would stay on CPU).
         saved = ray.train.get_checkpoint()
         training: dict[str, Any] | None = None
+        averaged: dict[str, Any] | None = None
         if saved is not None:
             with saved.as_directory() as folder:
                 model_state, training, state = checkpoints.load_training(Path(folder))
+                averaged = checkpoints.load_average(Path(folder))
             checkpoints.restore(model, model_state, "the run's latest checkpoint")
             self.state.update(state)
         elif payload.get("init_from"):
@@ -124,11 +129,14 @@ class _Worker:
         )
         if training is not None:
             self._resume_training(training)
+        # Rank 0 keeps the running average of the weights, the model the run is evaluated by.
+        self.average = (WeightAverage(config.average_period, averaged)
+                        if config.average_period and self.rank == 0 else None)  # fmt: skip
         torch.manual_seed(_seed(config.seed, self.rank, self.state["step"]))  # this rank's draws
         self.tokenizers = _tokenizers(config)
         self.train_shard = ray.train.get_dataset_shard("train")
         self.val_shard = ray.train.get_dataset_shard("val")
-        self.writer = _Writer(payload["run_dir"]) if self.rank == 0 else None
+        self.writer = Writer(payload["run_dir"]) if self.rank == 0 else None
         self.guard = SkipGuard(limit=3)
         self.batches: Iterator[list[dict[str, Any]]] | None = None
         if payload.get("preload"):  # benchmark reference: one epoch in memory, cycled, no data work
@@ -142,7 +150,7 @@ class _Worker:
         """Optimiser, scheduler and scaler state of the checkpoint Ray Train handed back; called
         after the model is on its device. A scaler state is kept only by an fp16 run (a run
         resumed at another precision starts a fresh scaler, or none)."""
-        self.optimizer.load_state_dict(training["optimizer"])
+        load_optimizer_state(self.optimizer, training["optimizer"], "the run's latest checkpoint")
         self.scheduler.load_state_dict(training["scheduler"])
         if self.scaler is not None and training["scaler"] is not None:
             self.scaler.load_state_dict(training["scaler"])
@@ -204,6 +212,8 @@ class _Worker:
             return None
         seconds = self.collective.sum(float(batch["feat_lens"].sum()) / 100)  # 100 frames/s
         state["step"] += 1
+        if self.average is not None:
+            self.average.update(self.model, state["step"])
         state["audio_seconds"] += seconds
         self.window.seconds += seconds
         self.span.seconds += seconds
@@ -264,6 +274,7 @@ class _Worker:
                 training_state={"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                                 "scaler": self.scaler.state_dict() if self.scaler is not None else None},
                 state=self.state,
+                averaged_state=self.average.state_dict() if self.average is not None else None,
                 lineage={**payload["lineage"], "config": payload["config"], "metrics": self.state["history"]},
             )  # fmt: skip
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
@@ -363,32 +374,3 @@ def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
         for k, v in batch.items()
     }
-
-
-class _Writer:
-    """TensorBoard event files, written locally and copied to the run folder in the store."""
-
-    def __init__(self, run_dir: str) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.local = tempfile.mkdtemp(prefix="uts-tb-")
-        self.writer = SummaryWriter(self.local)
-        self.target = run_dir.rstrip("/") + "/tensorboard"
-
-    def scalars(self, step: int, values: Mapping[str, float]) -> None:
-        for key, value in values.items():
-            self.writer.add_scalar(key, value, step)
-        self.writer.flush()
-        self._upload()
-
-    def _upload(self) -> None:
-        from uts.store import join_uri, open_fs
-
-        fs, path = open_fs(self.target)
-        fs.makedirs(path, exist_ok=True)
-        for local in Path(self.local).iterdir():
-            fs.put(str(local), join_uri(path, local.name))
-
-    def close(self) -> None:
-        self.writer.close()
-        self._upload()

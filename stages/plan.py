@@ -121,7 +121,7 @@ def demo_comparison(
     legend = (f"{uts_run.run}: MTC on the UTS tags of the acoustic captions (vocabulary demo-uts); "
               f"{labels_run.run}: the same recipe on the clips' AudioSet labels (demo-audioset). "
               "One run each; over training seeds 0-2 (README), UTS-MTC led its own random init by "
-              "+0.016 to +0.019 on the mean ('The paper's comparison').")  # fmt: skip
+              "+0.012 to +0.024 on the mean ('The paper's comparison').")  # fmt: skip
     return pretrain.report_probes(store, runs) + "\n\n" + legend
 
 

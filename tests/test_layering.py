@@ -21,7 +21,14 @@ ALLOWED = {
 }
 OURS = set(ALLOWED)
 CHECKPOINT_MODULE = "uts/train/checkpoint.py"
-CHECKPOINT_NAMES = ("model.pt", "training.pt", "lineage.json", "state.json", "checkpoint_*")
+CHECKPOINT_NAMES = (
+    "model.pt",
+    "averaged.pt",
+    "training.pt",
+    "lineage.json",
+    "state.json",
+    "checkpoint_*",
+)
 MAX_LINES = 400
 
 

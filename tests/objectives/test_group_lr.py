@@ -111,3 +111,32 @@ def test_the_demo_preset_scales_the_head_up_and_the_stem_down() -> None:
     demo = preset("demo")
     assert (demo.head_lr_scale, demo.stem_lr_scale) == (30.0, 0.1)
     assert preset("m").stem_lr_scale == 1.0  # the paper's ScaledAdam recipe as it is
+
+
+def test_a_saved_state_loads_only_into_the_same_groups() -> None:
+    from uts.train.optim import load_optimizer_state
+
+    model = mtc_model()
+    optimizer, schedule = build_optimizer(
+        model, "adamw", lr=1e-4, head_lr_scale=30.0, stem_lr_scale=0.1
+    )
+    train_step(model, batch(), optimizer, scheduler=schedule)
+    saved = optimizer.state_dict()
+    # the same settings: loads, every tensor's moments as saved
+    same = build_optimizer(model, "adamw", lr=1e-4, head_lr_scale=30.0, stem_lr_scale=0.1)[0]
+    load_optimizer_state(same, saved, "ckpt")
+    for p in model.parameters():
+        torch.testing.assert_close(
+            same.state[p]["exp_avg"], optimizer.state[p]["exp_avg"], rtol=0, atol=0
+        )
+    # the stem's rate dropped from the preset (2 groups where 3 were saved), or the head's
+    # group under another optimiser (1): refused, naming the source and both layouts
+    sizes = [len(g["params"]) for g in optimizer.param_groups]
+    for scales in ({"head_lr_scale": 30.0}, {}):
+        other = build_optimizer(model, "adamw", lr=1e-4, **scales)[0]
+        built = [len(g["params"]) for g in other.param_groups]
+        with pytest.raises(
+            ValueError,
+            match=rf"ckpt: .*groups of \[{sizes[0]}, 2, {sizes[2]}\].*builds \[{', '.join(map(str, built))}\].*stem_lr_scale",
+        ):
+            load_optimizer_state(other, saved, "ckpt")

@@ -50,6 +50,18 @@ def test_smoke_trains_checkpoints_and_resumes(ray_session: Any, tagged_store: Pa
     assert history[-1]["val_loss"] < history[0]["val_loss"]  # it learns
     assert 0.0 <= history[-1]["val_tag_map"] <= 1.0
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    # the averaged model (smoke: every 3 steps) is saved beside the weights, and is what loads
+    import torch
+
+    from uts.train import checkpoint
+
+    averaged, last = torch.load(saved[-1] / "averaged.pt"), torch.load(saved[-1] / "model.pt")
+    assert averaged.keys() == last.keys() and not all(
+        torch.equal(averaged[k], last[k]) for k in last
+    )
+    assert all(
+        torch.equal(v, averaged[k]) for k, v in checkpoint.load_weights(str(saved[-1])).items()
+    )
     # same name, more steps: continues from step 12, does not start over
     assert pretrain.main(smoke(tagged_store, "--name", "r1", "--max-steps", "18")) == 0
     resumed = json.loads((checkpoints(run)[-1] / "lineage.json").read_text())["metrics"]

@@ -3,7 +3,10 @@
 A run's checkpoints are folders `runs/<run>/checkpoint_<time>/` (Ray Train names and keeps them),
 each holding:
 
-    model.pt       the Pretrainer's state_dict (encoder + objective heads), what evaluation loads
+    model.pt       the Pretrainer's state_dict (encoder + objective heads) as trained
+    averaged.pt    the running average of those weights (uts.train.averaging), in runs that keep
+                   one, once it exists: what evaluation, serving and a warm start load when present
+                   (model.pt otherwise), as the paper's evaluation takes its averaged model
     training.pt    {"optimizer", "scheduler", "scaler"} state, what a resumed run loads besides
     state.json     the loop's counters (step, epoch, skipped, audio_seconds, history); its
                    presence marks a checkpoint that a finished report wrote
@@ -37,6 +40,7 @@ __all__ = [
     "folder_path",
     "is_checkpoint",
     "latest",
+    "load_average",
     "load_training",
     "load_weights",
     "read_lineage",
@@ -47,6 +51,7 @@ __all__ = [
 ]
 
 _MODEL = "model.pt"
+_AVERAGED = "averaged.pt"
 _TRAINING = "training.pt"
 _STATE = "state.json"
 _LINEAGE = "lineage.json"
@@ -60,6 +65,7 @@ def save(
     training_state: Mapping[str, Any] | None,
     state: Mapping[str, Any] | None,
     lineage: Mapping[str, Any],
+    averaged_state: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint into a local folder (Ray Train then copies it into the run).
 
@@ -70,9 +76,12 @@ def save(
             none (a weights-only checkpoint, as the test helpers make).
         state: the loop's counters; None writes none (then `latest` does not see the folder).
         lineage: the run's inputs and metrics (values that JSON cannot hold are written as str).
+        averaged_state: the running average of the weights (a state_dict), or None for none.
     """
     # Saved as given: a state_dict is an OrderedDict with module versions in `_metadata`.
     torch.save(model_state, folder / _MODEL)
+    if averaged_state is not None:
+        torch.save(dict(averaged_state), folder / _AVERAGED)
     if training_state is not None:
         torch.save(training_state, folder / _TRAINING)
     if state is not None:
@@ -108,9 +117,10 @@ def is_checkpoint(uri: str) -> bool:
 
 
 def load_weights(uri: str) -> dict[str, Any]:
-    """The model's state_dict of a checkpoint folder (local path or any store URI), on the CPU."""
+    """The model's state_dict of a checkpoint folder (local path or any store URI), on the CPU:
+    its averaged weights where it holds them, else the weights as trained."""
     fs, path = open_fs(uri)
-    with fs.open(join_uri(path, _MODEL), "rb") as f:
+    with fs.open(_weights_file(fs, path), "rb") as f:
         weights: dict[str, Any] = torch.load(f, map_location="cpu")
     return weights
 
@@ -140,14 +150,14 @@ def restore(model: nn.Module, weights: Mapping[str, Any], source: str) -> None:
 
 
 def weights_digest(uri: str) -> str:
-    """The sha256 (hex) of a checkpoint's weights file: names its embedding space.
+    """The sha256 (hex) of the weights file `load_weights` reads: names its embedding space.
 
     Raises:
         FileNotFoundError: not a checkpoint folder.
     """
     fs, path = _checked(uri)
     digest = hashlib.sha256()
-    with fs.open(join_uri(path, _MODEL), "rb") as f:
+    with fs.open(_weights_file(fs, path), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -163,6 +173,15 @@ def load_training(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[st
     )
     state: dict[str, Any] = json.loads((folder / _STATE).read_text())
     return model_state, training, state
+
+
+def load_average(folder: Path) -> dict[str, Any] | None:
+    """The averaged weights of a local checkpoint folder, on the CPU (None when it holds none):
+    what a resumed run continues its average from."""
+    if not (folder / _AVERAGED).exists():
+        return None
+    averaged: dict[str, Any] = torch.load(folder / _AVERAGED, map_location="cpu")
+    return averaged
 
 
 def latest(store: Store, run: str) -> tuple[str, dict[str, Any]] | None:
@@ -203,6 +222,12 @@ def _checked(uri: str) -> tuple[Any, str]:
         if not fs.exists(join_uri(path, name)):
             raise FileNotFoundError(f"{uri} is not a pretraining checkpoint (no {name})")
     return fs, path
+
+
+def _weights_file(fs: Any, path: str) -> str:
+    """The weights a checkpoint is evaluated with: the averaged ones where it holds them."""
+    averaged = join_uri(path, _AVERAGED)
+    return averaged if fs.exists(averaged) else join_uri(path, _MODEL)
 
 
 def _states(store: Store, run: str) -> Iterator[tuple[int, str, dict[str, Any]]]:

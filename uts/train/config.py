@@ -39,6 +39,9 @@ class PretrainConfig:
     head_lr_scale: float = 1.0
     # AdamW only: the encoder's convolutional stem learns at lr x stem_lr_scale (uts.train.optim).
     stem_lr_scale: float = 1.0
+    # Every average_period steps the weights are folded into a running uniform average, which is
+    # what evaluation, serving and warm starts load (uts.train.averaging); 0: no average.
+    average_period: int = 0
     warmup_steps: int = 500
     # The batch count the encoder's training schedules (dropout, layer drop, balancers: Zipformer
     # .set_batch_count) advance per optimiser step. Auden's trainer sets them to its global step
@@ -98,6 +101,10 @@ class PretrainConfig:
             if scale <= 0 or (scale != 1.0 and self.optimizer != "adamw"):
                 raise ValueError(f"{name} must be positive and is AdamW's (optimizer "
                                  f"{self.optimizer!r}), got {scale}")  # fmt: skip
+        if self.average_period < 0:
+            raise ValueError(
+                f"average_period must be 0 (off) or a number of steps, got {self.average_period}"
+            )
         if self.batch_count_scale <= 0:
             raise ValueError(f"batch_count_scale must be positive, got {self.batch_count_scale}")
 
@@ -111,7 +118,9 @@ class PretrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # Auden's examples/uts recipe: ScaledAdam lr 0.045 with clipping_scale 2.0, Eden 500/7500/3.5,
     # validation every 1000 steps (valid_interval), a checkpoint every 4 validations (save_every_n).
-    "m": {"encoder": "m", "clipping_scale": 2.0, "validate_every": 1000, "checkpoint_every": 4000},
+    # The averaged model (use_averaged_model: True, average_period: 200) is what it evaluates.
+    "m": {"encoder": "m", "clipping_scale": 2.0, "validate_every": 1000, "checkpoint_every": 4000,
+          "average_period": 200},
     "demo": {
         "encoder": "xs", "k": 300, "optimizer": "adamw", "lr": 2.5e-4, "warmup_steps": 30, "lr_steps": 400,
         "lr_epochs": 6, "batch_seconds": 160.0, "max_steps": 150, "checkpoint_every": 50, "validate_every": 50,
@@ -126,12 +135,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         # The stem at a tenth of it: trained at the full rate it maps away the fine frequency
         # detail the tags barely name (pitch 0.517 random-init, 0.443 trained; 0.487 at 0.1x).
         "stem_lr_scale": 0.1,
+        # The paper's averaged model, over the snapshots at steps 50, 100 and 150.
+        "average_period": 50,
     },
     "smoke": {
         "encoder": "xs", "k": 50, "optimizer": "adamw", "lr": 3e-3, "warmup_steps": 2, "lr_steps": 50,
         "lr_epochs": 2, "batch_seconds": 40.0, "bucket_window": 200, "max_steps": 12, "checkpoint_every": 6,
         "validate_every": 3, "val_fraction": 0.1, "log_every": 3, "num_workers": 2, "use_gpu": False, "cache_features": True,
         "data_workers": 2, "precision": "fp32", "specaug": False, "decoder_dim": 32, "decoder_layers": 1, "decoder_heads": 2,
+        "average_period": 3,
     },
 }  # fmt: skip
 

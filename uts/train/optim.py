@@ -44,13 +44,13 @@ tensor and the scale_grads window starts empty. Groups saved without newer keys 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["Eden", "ScaledAdam", "build_optimizer"]
+__all__ = ["Eden", "ScaledAdam", "build_optimizer", "load_optimizer_state"]
 
 
 _GROUP_DEFAULTS: dict[str, Any] = {
@@ -316,6 +316,29 @@ def build_optimizer(
     else:
         raise ValueError(f"unknown optimiser {name!r}; choose scaled_adam or adamw")
     return optimizer, Eden(optimizer, **schedule)
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, state: Mapping[str, Any], source: str
+) -> None:
+    """Load a saved optimiser state into `optimizer`, first checking that it was saved by an
+    optimiser with the same parameter groups (count and size of each, in order).
+
+    Raises:
+        ValueError: the groups differ (a run resumed under other head_lr_scale / stem_lr_scale,
+            another optimiser or another model), naming `source` and both layouts; torch's own
+            message would say only that the number or size of the groups does not match.
+    """
+    saved = [len(group["params"]) for group in state["param_groups"]]
+    built = [len(group["params"]) for group in optimizer.param_groups]
+    if saved != built:
+        raise ValueError(
+            f"{source}: its optimiser state has parameter groups of {saved} tensors, this "
+            f"configuration builds {built}: the run was trained with other optimiser settings "
+            "(head_lr_scale, stem_lr_scale, the optimiser or the model); resume it with the "
+            "settings it was trained with, or start a new run (--name)"
+        )
+    optimizer.load_state_dict(dict(state))
 
 
 def _scaled_groups(model: nn.Module, params: list[nn.Parameter], lr: float, *, head: float,
