@@ -118,7 +118,8 @@ class _Worker:
         if saved is not None:
             with saved.as_directory() as folder:
                 model_state, training, state = checkpoints.load_training(Path(folder))
-                averaged = checkpoints.load_average(Path(folder))
+                if config.average_period and self.rank == 0:  # the only rank that averages
+                    averaged = checkpoints.load_average(Path(folder))
             checkpoints.restore(model, model_state, "the run's latest checkpoint")
             self.state.update(state)
         elif payload.get("init_from"):

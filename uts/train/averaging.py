@@ -40,9 +40,8 @@ class WeightAverage:
                 f"the averaging period must be a positive number of steps, got {period}"
             )
         self.period = period
-        self.average: dict[str, torch.Tensor] | None = (
-            {k: v.detach().cpu().clone() for k, v in saved.items()} if saved is not None else None
-        )
+        # Entries are replaced on update, never changed in place: `saved` needs no copy.
+        self.average: dict[str, torch.Tensor] | None = dict(saved) if saved is not None else None
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> bool:
